@@ -1,0 +1,26 @@
+/* cli.h — the tallow command-line tool: one file per command, each `int cmd_X(argc, argv)`
+ * returning the process exit code (0 ok, 1 runtime failure, 2 usage / bad input). */
+#ifndef TL_CLI_H
+#define TL_CLI_H
+#include "tallow.h"
+
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_template(int argc, char **argv);
+
+/* "tallow: <msg>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parse a comma-separated id list ("1,2,3"); returns count or -1 (with a message printed). */
+int cli_parse_ids(const char *s, const char *flag, int32_t **out);
+/* Strict number parsing for flags: 0 ok, -1 (message printed) when not a number in range. */
+int cli_parse_int(const char *s, const char *flag, long lo, long hi, long *out);
+int cli_parse_float(const char *s, const char *flag, double lo, double hi, double *out);
+#endif
