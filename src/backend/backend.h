@@ -12,6 +12,12 @@
  * - Row r of a batch belongs to sequence slot rows_slot[r] at absolute position rows_pos[r]
  *   (host arrays, mirrored by the backend if it needs them on the device).
  * - Ops do not fail: shapes were validated at load. Anything that can fail returns int + tl_err.
+ * - Every op accepts n == 0 (does nothing). Buffers of one call do not overlap unless the op says
+ *   "in place" or allows it.
+ * - Optional ops (NULL in a table): rows_upload, kv_sync, and the Gated DeltaNet group for a
+ *   backend that does not run Qwen3.5 yet. Model code checks before use and fails with TL_EUNSUP.
+ * - Memory: a backend counts what it allocates (alloc: the kind asked; weight_prepare repacks or
+ *   uploads: TL_MEM_WEIGHTS). The mapped file bytes a weight points at are counted by model.c.
  */
 #ifndef TL_BACKEND_H
 #define TL_BACKEND_H
@@ -37,13 +43,20 @@ typedef struct tl_wdesc {
     int rows, cols;
     tl_dtype dtype;         /* DENSE: element dtype; AFFINE: dtype of scales and biases */
     const void *data;       /* DENSE: rows*cols elements; AFFINE: packed words */
-    int bits, group_size;   /* AFFINE */
+    int bits, group_size;   /* AFFINE: bits 2,3,4,5,6,8; group 32,64,128 (docs/models.md §3) */
     const void *scales, *biases;
+    size_t row_bytes;       /* bytes of one stored row of data (DENSE: cols*dtype size;
+                             * AFFINE: cols*bits/8); set by tl_wdesc_finish */
 } tl_wdesc;
+
+/* Fill the derived fields (row_bytes) after kind/rows/cols/dtype/bits are set. */
+void tl_wdesc_finish(tl_wdesc *w);
 
 /* Dequantize row r of a described matrix into out[cols] (f32). Shared by every backend for
  * embeddings and by tests: this is the reference meaning of every weight format. */
 void tl_wdesc_dequant_row(const tl_wdesc *w, int r, float *out);
+/* One element of a dense/scale array of dtype F32, F16 or BF16, as f32. */
+float tl_dtype_get_f32(tl_dtype t, const void *base, size_t i);
 
 /* The paged KV cache of the full-attention layers, shared by all slots. Pages hold page_size
  * tokens of one layer's K (or V) for all kv heads: page p of layer l at
@@ -92,6 +105,8 @@ struct tl_backend {
     void (*rows_upload)(tl_backend *be, tl_rows *rows);   /* may be NULL on host backends */
     void (*kv_sync)(tl_backend *be, tl_kv *kv);           /* page table changed; may be NULL */
 
+    /* Prepare a weight for matmul/embed. The tl_wdesc and the memory it points at outlive the
+     * tl_wmat (the model keeps both); the backend may keep pointers into them. */
     int (*weight_prepare)(tl_backend *be, const tl_wdesc *d, tl_wmat **out, tl_err *err);
     void (*weight_free)(tl_backend *be, tl_wmat *w);
     /* Upload a small f32 vector (norm weights, biases) and return a backend buffer. */
@@ -102,7 +117,8 @@ struct tl_backend {
     /* y[n, w.cols] = W[ids[i]] (dequantized rows); ids on the host */
     void (*embed)(tl_backend *be, const tl_wmat *w, const int32_t *ids, float *y, int n);
     /* y = x / sqrt(mean(x²) + eps) * w, per row of dim, over n*groups rows (groups of `dim`
-     * inside a row: q/k norm per head passes n*heads rows). w may be NULL (no scale). */
+     * inside a row: q/k norm per head passes n*heads rows). w may be NULL (no scale). y may
+     * equal x (in place). */
     void (*rmsnorm)(tl_backend *be, float *y, const float *x, const float *w, int rows, int dim,
                     float eps);
     /* In place, x: [rows.n, n_heads, head_dim]; rotate the first rot_dim dims of each head with
@@ -145,11 +161,14 @@ struct tl_backend {
     /* out = rmsnorm(o per head of dv, w[dv]) * silu(z), in place on o: [n, Hv*dv] */
     void (*gated_rmsnorm)(tl_backend *be, float *o, const float *z, const float *w, int rows,
                           int n_heads, int dim, float eps);
-    /* Clear slot's state (conv + recurrent) / copy it to or from a host buffer. */
+    /* Clear slot's state (conv + recurrent). Snapshots copy a slot's part of st->conv / st->rec
+     * with to_host / to_device (slot s starts at s * per-slot floats). */
     void (*gdn_state_clear)(tl_backend *be, tl_gdn_state *st, int slot);
 };
 
-/* Constructors. threads: 0 = all cores. */
+
+/* Constructors. threads: 0 = all cores. The ref backend is plain scalar C, single-threaded,
+ * accumulating dot products in double: the meaning every other backend is tested against. */
 tl_backend *tl_backend_ref_new(void);
 tl_backend *tl_backend_cpu_new(int threads, tl_err *err);
 tl_backend *tl_backend_cuda_new(int device, tl_err *err); /* -TL_EUNSUP without CUDA */
