@@ -56,6 +56,7 @@ int tl_st_count(const tl_st_set *set);
 const tl_tensor *tl_st_at(const tl_st_set *set, int i);
 /* Hint the kernel that the mapping of t is no longer needed (its pages can go). */
 void tl_st_release(const tl_st_set *set, const tl_tensor *t);
+int64_t tl_tensor_numel(const tl_tensor *t);  /* product of the shape (1 for a scalar) */
 
 /* ---- config --------------------------------------------------------------------------------- */
 typedef struct tl_quant {
