@@ -34,7 +34,7 @@ int tl_err_prefix(tl_err *err, const char *fmt, ...) {
     return -(err->code ? err->code : TL_EINVAL);
 }
 
-_Noreturn void tl_panic(const char *file, int line, const char *what) {
+__attribute__((noreturn)) void tl_panic(const char *file, int line, const char *what) {
     fprintf(stderr, "tallow: internal error at %s:%d: %s\n", file, line, what);
     abort();
 }

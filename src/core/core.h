@@ -27,7 +27,7 @@ int tl_err_prefix(tl_err *err, const char *fmt, ...) __attribute__((format(print
     do {                                                                                           \
         if (!(cond)) tl_panic(__FILE__, __LINE__, #cond);                                          \
     } while (0)
-_Noreturn void tl_panic(const char *file, int line, const char *what);
+__attribute__((noreturn)) void tl_panic(const char *file, int line, const char *what);
 
 /* ---- counted memory -------------------------------------------------------------------------
  * Every long-lived or large allocation goes through here so that peak memory is exact and the
