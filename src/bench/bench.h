@@ -1,11 +1,9 @@
 /* bench.h — what `tallow bench` measures and how it reports it.
  *
  * A run of one model gives samples (one per repetition, after a warm-up); a result holds the
- * median and the min–max of each figure over the samples. The arithmetic lives here, apart
- * from the timing, so that tests can check it with fixed numbers. Timing semantics follow
- * mlx-lm (docs/peers.md §1.1): prompt tokens/s = prompt tokens / (start -> first token), which
- * includes the first decode step; generation tokens/s = all generated tokens /
- * (first token -> last token), eos included. */
+ * median and the min–max of each figure over the samples. Each sample's figures come from the
+ * generation loop's statistics (tl_gen_stats, mlx-lm's timing semantics: tallow/sample.h).
+ * The arithmetic lives apart from the timing so that tests can check it with fixed numbers. */
 #ifndef TL_BENCH_H
 #define TL_BENCH_H
 
@@ -13,19 +11,6 @@
 #include <stdio.h>
 
 #include "core/core.h"
-
-/* Timestamps and counts of one generation, as the generation loop records them. */
-typedef struct tl_gen_times {
-    uint64_t t_start_ns;       /* before the prompt's first forward */
-    uint64_t t_first_ns;       /* first generated token sampled */
-    uint64_t t_end_ns;         /* last generated token sampled */
-    int prompt_tokens;         /* tokens prefilled (not counting reused prefix) */
-    int gen_tokens;            /* tokens generated, eos included (mlx-lm's rule) */
-} tl_gen_times;
-
-double tl_gen_prompt_tps(const tl_gen_times *t);
-double tl_gen_gen_tps(const tl_gen_times *t);
-double tl_gen_ttft_ms(const tl_gen_times *t);
 
 /* One figure over repetitions. */
 typedef struct tl_stat {
