@@ -350,7 +350,54 @@ static void test_stats(void) {
     CHECK(st.reused_tokens == 0);
 }
 
+/* ---- reasoning splitter --------------------------------------------------------------------- */
+typedef struct {
+    char r[256], a[256];
+} think_out;
+
+static void think_cb(void *ctx, int is_reasoning, const char *t, size_t n) {
+    think_out *o = ctx;
+    strncat(is_reasoning ? o->r : o->a, t, n);
+}
+
+static void split_pieces(int start_in_think, const char *const *p, int n, think_out *o) {
+    memset(o, 0, sizeof *o);
+    tl_think_split s;
+    tl_think_split_init(&s, start_in_think, think_cb, o);
+    for (int i = 0; i < n; i++) tl_think_split_feed(&s, p[i], strlen(p[i]));
+    tl_think_split_flush(&s);
+}
+
+static void test_think_split(void) {
+    think_out o;
+    /* the prompt opened <think>: reasoning until </think>, the tag cut across pieces */
+    const char *a[] = {"\nLet me ", "think.</th", "ink>\n\nThe answer", " is 4."};
+    split_pieces(1, a, 4, &o);
+    CHECK_STREQ(o.r, "Let me think.");
+    CHECK_STREQ(o.a, "The answer is 4.");
+    /* the model opens the block itself */
+    const char *b[] = {"<think>\nhmm</think>\n\nok"};
+    split_pieces(0, b, 1, &o);
+    CHECK_STREQ(o.r, "hmm");
+    CHECK_STREQ(o.a, "ok");
+    /* a '<' that is no tag stays in the answer; a tag prefix left at the end is flushed */
+    const char *c[] = {"a < b <th", "at"};
+    split_pieces(0, c, 2, &o);
+    CHECK_STREQ(o.a, "a < b <that");
+    CHECK_STREQ(o.r, "");
+    const char *d[] = {"x <thi"};
+    split_pieces(0, d, 1, &o);
+    CHECK_STREQ(o.a, "x <thi");
+    /* byte by byte */
+    const char *e[] = {"<", "t", "h", "i", "n", "k", ">", "r", "<", "/", "t", "h", "i", "n", "k",
+                       ">", "A"};
+    split_pieces(0, e, 17, &o);
+    CHECK_STREQ(o.r, "r");
+    CHECK_STREQ(o.a, "A");
+}
+
 int main(void) {
+    test_think_split();
     test_goldens();
     test_frequencies();
     test_seeds();

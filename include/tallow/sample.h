@@ -120,6 +120,24 @@ void tl_gen_stats_finish(tl_gen_stats *st);
  * followed by "Time to first token: T.TTT s" (ours). */
 void tl_gen_stats_print(const tl_gen_stats *st, FILE *f);
 
+/* ---- reasoning apart from the answer, on streamed text ------------------------------------
+ * Splits streamed text at <think> / </think> (tags may arrive cut between pieces) and passes
+ * each part to out with is_reasoning set; the tags themselves and the newlines right after a
+ * tag are dropped. start_in_think: the prompt opened the block (tl_chat_prompt_opens_think). */
+typedef struct tl_think_split {
+    int in_think;
+    int after_tag;          /* drop newlines that directly follow a tag */
+    char hold[16];          /* a tag cut between pieces */
+    int n_hold;
+    void (*out)(void *ctx, int is_reasoning, const char *text, size_t len);
+    void *ctx;
+} tl_think_split;
+
+void tl_think_split_init(tl_think_split *s, int start_in_think,
+                         void (*out)(void *, int, const char *, size_t), void *ctx);
+void tl_think_split_feed(tl_think_split *s, const char *text, size_t len);
+void tl_think_split_flush(tl_think_split *s);
+
 #ifdef __cplusplus
 }
 #endif
