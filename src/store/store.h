@@ -109,4 +109,10 @@ void tl_config_free(tl_config *cfg);
 /* The quantization of a module path (e.g. "model.layers.0.mlp.gate_proj"). */
 tl_quant tl_config_quant_for(const tl_config *cfg, const char *module);
 
+/* ---- Hugging Face cache (locate.c; tl_model_locate / tl_hf_cache_dir are in tallow/engine.h) */
+int tl_hf_repo_id_valid(const char *id);   /* "org/name" with hub-safe characters */
+int tl_hf_revision_valid(const char *rev); /* a ref name or commit hash, no ".." */
+/* <cache>/models--org--name for a valid repo id. */
+int tl_hf_repo_dir(const char *repo_id, char *out, size_t cap, tl_err *err);
+
 #endif
