@@ -1,0 +1,107 @@
+/* cpu.h — internals of the "cpu" backend (not a public header): the thread pool, the prepared
+ * weight layouts and the kernel table chosen at run time from CPUID.
+ *
+ * Weight layouts (tl_wmat):
+ * - CPU_W_QR16: MLX affine 4- or 8-bit repacked at load into blocks of 16 rows. For row block rb
+ *   and group g the bytes are: 16 scales, 16 biases (dtype of the file: f16, bf16 or f32), then
+ *   the group's weights. 8-bit: gs/4 chunks of 64 bytes, chunk c = 16 rows x 4 columns
+ *   (row-major within the chunk: row i at byte 4i holds columns 4c..4c+3). 4-bit: gs/8 chunks of
+ *   64 bytes, row i's dword holds columns 8c+j (low nibble of byte j) and 8c+4+j (high nibble),
+ *   j = 0..3. So a 64-byte load gives 16 rows x 4 (or 2 x 4) columns and the activations are
+ *   read in natural order. Rows past `rows` are zero (scale 0, bias 0).
+ *   The integer path multiplies those unsigned bytes with int8 activations (VNNI vpdpbusd) using
+ *   Σx·(s·q+b) = s·d·Σxq·q + b·Σx per group, where xq = round(x/d) per group (d = amax/127).
+ *   With two-level activations x ≈ d·(q1 + q2/254) the error is ~254x smaller at twice the
+ *   integer work; the backend picks per call (see cpu_backend.c).
+ * - CPU_W_DENSE: f32 / f16 / bf16 used in place from the mapped file (no copy).
+ * - CPU_W_GENERIC: any other MLX affine (2/3/5/6 bits, or shapes the repack does not take),
+ *   used in place through a straightforward dequantize-a-row path. */
+#ifndef TL_BACKEND_CPU_H
+#define TL_BACKEND_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+/* ---- thread pool ------------------------------------------------------------------------------
+ * A fixed set of workers created once. tl_pool_run runs fn(ctx, ith, nth) on every thread (the
+ * caller is thread 0) and returns when all are done. No allocation per run. */
+typedef struct tl_pool tl_pool;
+typedef void (*tl_pool_fn)(void *ctx, int ith, int nth);
+int tl_pool_new(tl_pool **out, int threads, tl_err *err);
+void tl_pool_free(tl_pool *p);
+int tl_pool_size(const tl_pool *p);
+void tl_pool_run(tl_pool *p, tl_pool_fn fn, void *ctx);
+
+/* The share [*lo, *hi) of n items for thread ith of nth. */
+static inline void tl_split_range(int n, int ith, int nth, int *lo, int *hi) {
+    int base = n / nth, rem = n % nth;
+    *lo = ith * base + (ith < rem ? ith : rem);
+    *hi = *lo + base + (ith < rem ? 1 : 0);
+}
+
+/* ---- prepared weights ------------------------------------------------------------------------ */
+typedef enum { CPU_W_QR16 = 1, CPU_W_DENSE, CPU_W_GENERIC } tl_cpu_wkind;
+
+struct tl_wmat {
+    tl_cpu_wkind kind;
+    int rows, cols;
+    tl_wdesc desc;         /* the file's description (data still points into the mapping) */
+    /* QR16 */
+    int bits, gs, groups;  /* groups = cols / gs */
+    int sdt;               /* scale/bias dtype: TL_DT_F16, TL_DT_BF16 or TL_DT_F32 */
+    int sbytes;            /* 2 or 4 */
+    int rblocks;           /* ceil(rows / 16) */
+    size_t gbytes;         /* bytes of one (row block, group): 32*sbytes + 16*gs*bits/8 */
+    uint8_t *packed;       /* rblocks * groups * gbytes, counted as TL_MEM_WEIGHTS */
+    size_t packed_bytes;
+};
+
+/* Activations quantized per group for the QR16 path: row m has q[m*cols ..], d[m*groups ..]
+ * (scale), s[m*groups ..] (exact float sum of the group), and when two-level, q2 (residual). */
+typedef struct tl_xq {
+    int n, cols, gs, groups;
+    const int8_t *q, *q2;  /* q2 NULL = one level */
+    const float *d, *s;
+} tl_xq;
+
+/* ---- kernel table (one per ISA) -------------------------------------------------------------- */
+typedef struct tl_cpu_kern {
+    const char *isa;
+    /* y[m*ldy + r] for m in [m0, m1), rows of row blocks [rb0, rb1) (clipped to w->rows). */
+    void (*qr16_mm)(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, int m1, int rb0,
+                    int rb1);
+    /* y[m*ldy + r] = dot(x[m*cols..], W row r) for m in [0, n), r in [r0, r1); dense dtype. */
+    void (*dense_mm)(const tl_wmat *w, const float *x, float *y, int ldy, int n, int r0, int r1,
+                     float *scratch);
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);   /* y += a*x */
+    void (*scale)(float *y, float a, int n);                  /* y *= a */
+    void (*swiglu)(float *y, const float *g, const float *u, size_t n); /* y = silu(g) * u */
+    void (*mul_sigmoid)(float *y, const float *g, size_t n);           /* y *= sigmoid(g) */
+} tl_cpu_kern;
+
+extern const tl_cpu_kern tl_cpu_kern_scalar;
+const tl_cpu_kern *tl_cpu_kern_avx512(void); /* NULL when not compiled in */
+const tl_cpu_kern *tl_cpu_kern_avx2(void);   /* NULL when not compiled in */
+
+/* Choose the best kernel set this CPU runs; TALLOW_CPU_ISA=scalar|avx2|avx512 forces one. */
+const tl_cpu_kern *tl_cpu_kern_pick(void);
+/* The ISA of a cpu backend's kernels ("avx512", "avx2", "scalar"), for bench output. */
+const char *tl_backend_cpu_isa(const tl_backend *be);
+
+/* ---- helpers shared by the kernel files (quant.c) -------------------------------------------- */
+/* Repack an MLX affine 4/8-bit matrix into QR16. Returns 0 or -TL_E*. */
+int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err);
+/* Quantize rows [m0, m1) of x[n, cols] into xq buffers (laid out as in tl_xq). */
+void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2,
+                    float *d, float *s);
+/* Row r of a prepared matrix as f32 (any layout). */
+void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out);
+/* Row r of an MLX affine matrix described by d (any bits) as f32, from the file layout. */
+void tl_cpu_affine_row(const tl_wdesc *d, int r, float *out);
+/* Scale/bias value i of a run of dtype sdt. */
+float tl_cpu_half_get(const void *p, int sdt, size_t i);
+
+#endif

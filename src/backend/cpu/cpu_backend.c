@@ -1,0 +1,640 @@
+/* cpu_backend.c — the "cpu" backend: the op table of backend.h on host memory, run on a
+ * persistent thread pool with SIMD kernels chosen at run time (kern_avx512.c, kern_avx2.c,
+ * scalar in quant.c).
+ *
+ * Threads: every op that is big enough is one pool run; work is split by (index, count) —
+ * matmul over 16-row weight blocks (or over activation rows when the matrix has few blocks),
+ * attention over (row, head) pairs, Gated DeltaNet over heads / channels (each thread walks its
+ * heads through the batch rows in order, so a slot's recurrence stays sequential), elementwise
+ * ops over ranges. Small ops run on the calling thread: a pool run costs ~1 µs.
+ *
+ * Memory: activation scratch (int8 activations, per-thread rows, attention scores) lives in the
+ * backend and only grows — at weight_prepare for per-row buffers, on the first call that needs
+ * more for the rest — so the steady-state hot path allocates nothing. Repacked weights are
+ * counted as TL_MEM_WEIGHTS. Once a weight is repacked (QR16) the backend never reads the file
+ * mapping of that tensor again (embed reads the repacked copy too), so the loader may release
+ * those pages (tl_st_release) after weight_prepare; see tl_backend_cpu_weight_is_copied.
+ *
+ * Precision of the integer path (see cpu.h): activations are quantized per weight group to
+ * int8 in two levels (x ≈ d·(q1 + q2/254)): matmul error ~5e-5 of max|y|, which keeps
+ * end-to-end logits within the 1e-3 bar. One level is twice as fast in prefill but its error is
+ * ~1-2% of max|y| on activations with outliers (test_kernels prints both); TALLOW_CPU_XQ=1 opts
+ * into it, TALLOW_CPU_XQ=2 is the default. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+
+typedef struct cpu_ctx {
+    tl_pool *pool;
+    int nth;
+    const tl_cpu_kern *k;
+    int xq_small, xq_large;   /* activation levels for n <= 8 and for larger n */
+    /* per-thread float scratch (rows of a matrix, q/k/v copies): nth * tscratch_n floats */
+    float *tscratch;
+    size_t tscratch_n;
+    /* int8 activations */
+    int8_t *xq, *xq2;
+    float *xd, *xs;
+    size_t xq_cap, xg_cap;    /* elements of xq/xq2, of xd/xs */
+} cpu_ctx;
+
+static cpu_ctx *ctx_of(tl_backend *be) { return (cpu_ctx *)be->ctx; }
+
+static float *tscratch(cpu_ctx *c, int ith) { return c->tscratch + (size_t)ith * c->tscratch_n; }
+
+/* Grow the per-thread scratch to at least n floats each (called on the issuing thread). */
+static int tscratch_reserve(cpu_ctx *c, size_t n) {
+    if (n <= c->tscratch_n) return 0;
+    n = (n + 15) & ~(size_t)15;
+    float *p = tl_alloc(n * (size_t)c->nth * sizeof(float), TL_MEM_SCRATCH);
+    if (!p) return -TL_ENOMEM;
+    if (c->tscratch) tl_free(c->tscratch, c->tscratch_n * (size_t)c->nth * sizeof(float), TL_MEM_SCRATCH);
+    c->tscratch = p;
+    c->tscratch_n = n;
+    return 0;
+}
+
+static int xq_reserve(cpu_ctx *c, size_t n_elems, size_t n_groups) {
+    if (n_elems > c->xq_cap) {
+        size_t cap = n_elems + n_elems / 2;
+        int8_t *a = tl_alloc(cap, TL_MEM_SCRATCH), *b = tl_alloc(cap, TL_MEM_SCRATCH);
+        if (!a || !b) {
+            tl_free(a, cap, TL_MEM_SCRATCH);
+            tl_free(b, cap, TL_MEM_SCRATCH);
+            return -TL_ENOMEM;
+        }
+        tl_free(c->xq, c->xq_cap, TL_MEM_SCRATCH);
+        tl_free(c->xq2, c->xq_cap, TL_MEM_SCRATCH);
+        c->xq = a;
+        c->xq2 = b;
+        c->xq_cap = cap;
+    }
+    if (n_groups > c->xg_cap) {
+        size_t cap = n_groups + n_groups / 2;
+        float *a = tl_alloc(cap * sizeof(float), TL_MEM_SCRATCH), *b = tl_alloc(cap * sizeof(float), TL_MEM_SCRATCH);
+        if (!a || !b) {
+            tl_free(a, cap * sizeof(float), TL_MEM_SCRATCH);
+            tl_free(b, cap * sizeof(float), TL_MEM_SCRATCH);
+            return -TL_ENOMEM;
+        }
+        tl_free(c->xd, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
+        tl_free(c->xs, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
+        c->xd = a;
+        c->xs = b;
+        c->xg_cap = cap;
+    }
+    return 0;
+}
+
+/* ---- memory ops ------------------------------------------------------------------------------- */
+static float *cpu_alloc(tl_backend *be, size_t n, tl_mem_kind kind) {
+    size_t bytes;
+    if (!tl_mul_ok(n, sizeof(float), &bytes)) return NULL;
+    return bytes >= ((size_t)8 << 20) ? tl_alloc_huge(bytes, kind) : tl_alloc(bytes, kind);
+}
+
+static void cpu_free(tl_backend *be, void *p, size_t n, tl_mem_kind kind) { tl_free(p, n * sizeof(float), kind); }
+
+static void cpu_copy(tl_backend *be, void *dst, const void *src, size_t bytes) {
+    if (dst != src && bytes) memmove(dst, src, bytes);
+}
+
+static void cpu_sync(tl_backend *be) {}
+
+static float *cpu_vec_upload(tl_backend *be, const float *host, size_t n) {
+    float *p = cpu_alloc(be, n, TL_MEM_WEIGHTS);
+    if (p && n) memcpy(p, host, n * sizeof(float));
+    return p;
+}
+
+/* ---- weights ---------------------------------------------------------------------------------- */
+static int cpu_weight_prepare(tl_backend *be, const tl_wdesc *d, tl_wmat **out, tl_err *err) {
+    cpu_ctx *c = ctx_of(be);
+    *out = NULL;
+    const char *name = d->name ? d->name : "(unnamed)";
+    if (d->rows <= 0 || d->cols <= 0 || !d->data)
+        return tl_err_set(err, TL_EINVAL, "cpu backend: %s: bad shape [%d, %d]", name, d->rows, d->cols);
+    tl_wmat *w = calloc(1, sizeof *w);
+    if (!w) return tl_err_set(err, TL_ENOMEM, "cpu backend: %s: out of memory", name);
+    w->rows = d->rows;
+    w->cols = d->cols;
+    w->desc = *d;
+    if (d->kind == TL_W_DENSE) {
+        if (d->dtype != TL_DT_F32 && d->dtype != TL_DT_F16 && d->dtype != TL_DT_BF16) {
+            free(w);
+            return tl_err_set(err, TL_EUNSUP, "cpu backend: %s: dense weights of dtype %s", name,
+                              tl_dtype_name(d->dtype));
+        }
+        w->kind = CPU_W_DENSE;
+    } else {
+        if (d->bits < 2 || d->bits > 8 || d->bits == 7 || d->group_size <= 0 ||
+            d->cols % d->group_size != 0 || !d->scales || !d->biases ||
+            (d->dtype != TL_DT_F32 && d->dtype != TL_DT_F16 && d->dtype != TL_DT_BF16)) {
+            free(w);
+            return tl_err_set(err, TL_EUNSUP,
+                              "cpu backend: %s: affine weights with bits %d, group size %d, %d columns, scales %s",
+                              name, d->bits, d->group_size, d->cols, tl_dtype_name(d->dtype));
+        }
+        const char *e = getenv("TALLOW_CPU_REPACK");
+        int repack = !(e && strcmp(e, "0") == 0);
+        if (repack && (d->bits == 4 || d->bits == 8) &&
+            (d->group_size == 32 || d->group_size == 64 || d->group_size == 128)) {
+            int rc = tl_cpu_qr16_pack(w, d, err);
+            if (rc < 0) {
+                free(w);
+                return rc;
+            }
+        } else {
+            w->kind = CPU_W_GENERIC;
+        }
+    }
+    if (tscratch_reserve(c, (size_t)d->cols) < 0) {
+        be->weight_free(be, w);
+        return tl_err_set(err, TL_ENOMEM, "cpu backend: %s: out of memory for scratch rows", name);
+    }
+    *out = w;
+    return 0;
+}
+
+static void cpu_weight_free(tl_backend *be, tl_wmat *w) {
+    if (!w) return;
+    if (w->packed) tl_free(w->packed, w->packed_bytes, TL_MEM_WEIGHTS);
+    free(w);
+}
+
+/* ---- matmul ----------------------------------------------------------------------------------- */
+typedef struct {
+    cpu_ctx *c;
+    const tl_wmat *w;
+    const float *x;
+    float *y;
+    int n;
+    int levels;
+    tl_xq xq;
+} mm_job;
+
+static void job_xq(void *p, int ith, int nth) {
+    mm_job *j = p;
+    int lo, hi;
+    tl_split_range(j->n, ith, nth, &lo, &hi);
+    if (lo < hi)
+        tl_cpu_xq_rows(j->x, j->w->cols, j->w->gs, lo, hi, j->c->xq, j->levels == 2 ? j->c->xq2 : NULL,
+                       j->c->xd, j->c->xs);
+}
+
+static void job_qr16(void *p, int ith, int nth) {
+    mm_job *j = p;
+    const tl_wmat *w = j->w;
+    const tl_cpu_kern *k = j->c->k;
+    int rb0 = 0, rb1 = w->rblocks, m0 = 0, m1 = j->n;
+    if (w->rblocks >= 4 * nth || j->n < 2 * nth) tl_split_range(w->rblocks, ith, nth, &rb0, &rb1);
+    else tl_split_range(j->n, ith, nth, &m0, &m1);
+    if (rb0 >= rb1 || m0 >= m1) return;
+    /* Activation rows in chunks whose int8 copy stays in L2 (~256 KiB); each row block of
+     * weights is then read once per chunk and reused from L1 across the chunk's M-tiles. */
+    int chunk = (int)((256u << 10) / (unsigned)w->cols);
+    chunk = TL_MAX(4, chunk & ~3);
+    for (int mc = m0; mc < m1; mc += chunk) {
+        int me = TL_MIN(m1, mc + chunk);
+        for (int rb = rb0; rb < rb1; rb++) k->qr16_mm(w, &j->xq, j->y, w->rows, mc, me, rb, rb + 1);
+    }
+}
+
+static void job_dense(void *p, int ith, int nth) {
+    mm_job *j = p;
+    int r0, r1;
+    tl_split_range(j->w->rows, ith, nth, &r0, &r1);
+    if (r0 < r1) j->c->k->dense_mm(j->w, j->x, j->y, j->w->rows, j->n, r0, r1, tscratch(j->c, ith));
+}
+
+static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n) {
+    cpu_ctx *c = ctx_of(be);
+    if (n <= 0) return;
+    mm_job j = {.c = c, .w = w, .x = x, .y = y, .n = n};
+    if (w->kind != CPU_W_QR16) {
+        tl_pool_run(c->pool, job_dense, &j);
+        return;
+    }
+    j.levels = n <= 8 ? c->xq_small : c->xq_large;
+    size_t groups = (size_t)n * w->groups;
+    if (xq_reserve(c, (size_t)n * w->cols, groups) < 0) {
+        /* Out of memory for the activation copy: fall back to the dense path (slow, no alloc). */
+        tl_pool_run(c->pool, job_dense, &j);
+        return;
+    }
+    j.xq = (tl_xq){.n = n, .cols = w->cols, .gs = w->gs, .groups = w->groups, .q = c->xq,
+                   .q2 = j.levels == 2 ? c->xq2 : NULL, .d = c->xd, .s = c->xs};
+    if ((size_t)n * w->cols >= 65536) tl_pool_run(c->pool, job_xq, &j);
+    else job_xq(&j, 0, 1);
+    tl_pool_run(c->pool, job_qr16, &j);
+}
+
+static void cpu_embed(tl_backend *be, const tl_wmat *w, const int32_t *ids, float *y, int n) {
+    for (int i = 0; i < n; i++) {
+        float *row = y + (size_t)i * w->cols;
+        if (ids[i] < 0 || ids[i] >= w->rows) memset(row, 0, (size_t)w->cols * sizeof(float));
+        else tl_cpu_dequant_row(w, ids[i], row);
+    }
+}
+
+/* ---- elementwise and row ops ------------------------------------------------------------------ */
+#define CPU_PAR_MIN 32768 /* elements below which an op runs on the calling thread */
+
+typedef struct {
+    cpu_ctx *c;
+    float *y;
+    const float *a, *b;
+    size_t n;
+    int op; /* 0 swiglu, 1 add, 2 mul_sigmoid */
+} ew_job;
+
+static void ew_range(ew_job *j, size_t lo, size_t hi) {
+    switch (j->op) {
+    case 0: j->c->k->swiglu(j->y + lo, j->a + lo, j->b + lo, hi - lo); break;
+    case 1:
+        for (size_t i = lo; i < hi; i++) j->y[i] += j->a[i];
+        break;
+    default: j->c->k->mul_sigmoid(j->y + lo, j->a + lo, hi - lo); break;
+    }
+}
+
+static void job_ew(void *p, int ith, int nth) {
+    ew_job *j = p;
+    size_t per = (j->n / (size_t)nth + 15) & ~(size_t)15;
+    size_t lo = per * (size_t)ith, hi = lo + per < j->n ? lo + per : j->n;
+    if (lo < hi) ew_range(j, lo, hi);
+}
+
+static void run_ew(cpu_ctx *c, ew_job *j) {
+    if (j->n >= CPU_PAR_MIN && c->nth > 1) tl_pool_run(c->pool, job_ew, j);
+    else ew_range(j, 0, j->n);
+}
+
+static void cpu_swiglu(tl_backend *be, float *y, const float *gate, const float *up, size_t n) {
+    ew_job j = {ctx_of(be), y, gate, up, n, 0};
+    run_ew(ctx_of(be), &j);
+}
+
+static void cpu_add(tl_backend *be, float *y, const float *x, size_t n) {
+    ew_job j = {ctx_of(be), y, x, NULL, n, 1};
+    run_ew(ctx_of(be), &j);
+}
+
+static void cpu_mul_sigmoid(tl_backend *be, float *y, const float *g, size_t n) {
+    ew_job j = {ctx_of(be), y, g, NULL, n, 2};
+    run_ew(ctx_of(be), &j);
+}
+
+typedef struct {
+    cpu_ctx *c;
+    float *y;
+    const float *x, *w, *z;
+    int rows, dim, heads;
+    float eps;
+} norm_job;
+
+static void norm_rows(norm_job *j, int r0, int r1) {
+    const tl_cpu_kern *k = j->c->k;
+    for (int r = r0; r < r1; r++) {
+        const float *x = j->x + (size_t)r * j->dim;
+        float *y = j->y + (size_t)r * j->dim;
+        float ss = k->dot(x, x, j->dim);
+        float s = 1.f / sqrtf(ss / (float)j->dim + j->eps);
+        if (j->w)
+            for (int i = 0; i < j->dim; i++) y[i] = x[i] * s * j->w[i];
+        else
+            for (int i = 0; i < j->dim; i++) y[i] = x[i] * s;
+    }
+}
+
+static void job_norm(void *p, int ith, int nth) {
+    norm_job *j = p;
+    int lo, hi;
+    tl_split_range(j->rows, ith, nth, &lo, &hi);
+    norm_rows(j, lo, hi);
+}
+
+static void cpu_rmsnorm(tl_backend *be, float *y, const float *x, const float *w, int rows, int dim,
+                        float eps) {
+    cpu_ctx *c = ctx_of(be);
+    norm_job j = {.c = c, .y = y, .x = x, .w = w, .rows = rows, .dim = dim, .eps = eps};
+    if ((size_t)rows * dim >= CPU_PAR_MIN && rows >= c->nth) tl_pool_run(c->pool, job_norm, &j);
+    else norm_rows(&j, 0, rows);
+}
+
+/* Gated RMSNorm: rows*heads vectors of dim; o = rmsnorm(o)*w * silu(z). */
+static void gnorm_rows(norm_job *j, int v0, int v1) {
+    const tl_cpu_kern *k = j->c->k;
+    for (int v = v0; v < v1; v++) {
+        float *o = j->y + (size_t)v * j->dim;
+        const float *z = j->z + (size_t)v * j->dim;
+        float s = 1.f / sqrtf(k->dot(o, o, j->dim) / (float)j->dim + j->eps);
+        for (int i = 0; i < j->dim; i++) o[i] = o[i] * s * (j->w ? j->w[i] : 1.f);
+        k->swiglu(o, z, o, (size_t)j->dim);
+    }
+}
+
+static void job_gnorm(void *p, int ith, int nth) {
+    norm_job *j = p;
+    int lo, hi;
+    tl_split_range(j->rows * j->heads, ith, nth, &lo, &hi);
+    gnorm_rows(j, lo, hi);
+}
+
+static void cpu_gated_rmsnorm(tl_backend *be, float *o, const float *z, const float *w, int rows,
+                              int n_heads, int dim, float eps) {
+    cpu_ctx *c = ctx_of(be);
+    norm_job j = {.c = c, .y = o, .z = z, .w = w, .rows = rows, .heads = n_heads, .dim = dim, .eps = eps};
+    if ((size_t)rows * n_heads * dim >= CPU_PAR_MIN) tl_pool_run(c->pool, job_gnorm, &j);
+    else gnorm_rows(&j, 0, rows * n_heads);
+}
+
+static void cpu_rope(tl_backend *be, float *x, const tl_rows *rows, int n_heads, int head_dim,
+                     int rot_dim, const float *inv_freq) {
+    int half = rot_dim / 2;
+    float cs[512], sn[512];
+    for (int r = 0; r < rows->n; r++) {
+        float pos = (float)rows->pos[r];
+        for (int i0 = 0; i0 < half; i0 += 512) {
+            int i1 = TL_MIN(half, i0 + 512);
+            for (int i = i0; i < i1; i++) {
+                float t = pos * inv_freq[i];
+                cs[i - i0] = cosf(t);
+                sn[i - i0] = sinf(t);
+            }
+            for (int h = 0; h < n_heads; h++) {
+                float *v = x + ((size_t)r * n_heads + h) * head_dim;
+                for (int i = i0; i < i1; i++) {
+                    float a = v[i], b = v[i + half];
+                    v[i] = a * cs[i - i0] - b * sn[i - i0];
+                    v[i + half] = b * cs[i - i0] + a * sn[i - i0];
+                }
+            }
+        }
+    }
+}
+
+static void cpu_copy_rows(tl_backend *be, float *dst, int dst_stride, int dst_off, const float *src,
+                          int src_stride, int src_off, int rows, int width) {
+    for (int r = 0; r < rows; r++)
+        memmove(dst + (size_t)r * dst_stride + dst_off, src + (size_t)r * src_stride + src_off,
+                (size_t)width * sizeof(float));
+}
+
+/* ---- KV cache and attention ------------------------------------------------------------------- */
+static float *kv_at(const tl_kv *kv, float *base, int slot, int pos) {
+    int pi = pos / kv->page_size;
+    if (slot < 0 || slot >= kv->max_slots || pi < 0 || pi >= kv->max_pages_per_slot) return NULL;
+    int32_t page = kv->page_table[(size_t)slot * kv->max_pages_per_slot + pi];
+    if (page < 0 || page >= kv->n_pages) return NULL;
+    return base + ((size_t)page * kv->page_size + (size_t)(pos % kv->page_size)) * kv->kv_dim;
+}
+
+static void cpu_kv_store(tl_backend *be, tl_kv *kv, int layer, const tl_rows *rows, const float *k,
+                         const float *v) {
+    for (int r = 0; r < rows->n; r++) {
+        float *kd = kv_at(kv, kv->k[layer], rows->slot[r], rows->pos[r]);
+        float *vd = kv_at(kv, kv->v[layer], rows->slot[r], rows->pos[r]);
+        if (!kd || !vd) continue; /* no page: the engine's invariant was broken; write nothing */
+        memcpy(kd, k + (size_t)r * kv->kv_dim, (size_t)kv->kv_dim * sizeof(float));
+        memcpy(vd, v + (size_t)r * kv->kv_dim, (size_t)kv->kv_dim * sizeof(float));
+    }
+}
+
+typedef struct {
+    cpu_ctx *c;
+    float *out;
+    const float *q;
+    const tl_kv *kv;
+    int layer;
+    const tl_rows *rows;
+    int n_heads, n_kv_heads, head_dim;
+    float scale;
+} attn_job;
+
+/* One (row, head): scores over positions 0..pos page by page, softmax, weighted sum of V. */
+static void attn_one(attn_job *j, int r, int h, float *sc) {
+    const tl_cpu_kern *k = j->c->k;
+    const tl_kv *kv = j->kv;
+    int D = j->head_dim, group = j->n_heads / j->n_kv_heads, kvh = h / group;
+    const float *q = j->q + ((size_t)r * j->n_heads + h) * D;
+    float *o = j->out + ((size_t)r * j->n_heads + h) * D;
+    int slot = j->rows->slot[r], npos = j->rows->pos[r] + 1;
+    float mx = -INFINITY;
+    for (int t = 0; t < npos; t++) {
+        const float *kt = kv_at(kv, kv->k[j->layer], slot, t);
+        float s = kt ? k->dot(q, kt + (size_t)kvh * D, D) * j->scale : -INFINITY;
+        sc[t] = s;
+        mx = s > mx ? s : mx;
+    }
+    float sum = 0.f;
+    for (int t = 0; t < npos; t++) {
+        float e = sc[t] == -INFINITY ? 0.f : expf(sc[t] - mx);
+        sc[t] = e;
+        sum += e;
+    }
+    memset(o, 0, (size_t)D * sizeof(float));
+    float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int t = 0; t < npos; t++) {
+        if (sc[t] == 0.f) continue;
+        const float *vt = kv_at(kv, kv->v[j->layer], slot, t);
+        if (vt) k->axpy(o, sc[t] * inv, vt + (size_t)kvh * D, D);
+    }
+}
+
+static void job_attn(void *p, int ith, int nth) {
+    attn_job *j = p;
+    int lo, hi;
+    tl_split_range(j->rows->n * j->n_heads, ith, nth, &lo, &hi);
+    float *sc = tscratch(j->c, ith);
+    for (int i = lo; i < hi; i++) attn_one(j, i / j->n_heads, i % j->n_heads, sc);
+}
+
+static void cpu_attention(tl_backend *be, float *out, const float *q, const tl_kv *kv, int layer,
+                          const tl_rows *rows, int n_heads, int n_kv_heads, int head_dim, float scale) {
+    cpu_ctx *c = ctx_of(be);
+    int maxpos = 0;
+    for (int r = 0; r < rows->n; r++) maxpos = TL_MAX(maxpos, rows->pos[r] + 1);
+    if (tscratch_reserve(c, (size_t)maxpos) < 0) {
+        memset(out, 0, (size_t)rows->n * n_heads * head_dim * sizeof(float));
+        return;
+    }
+    attn_job j = {c, out, q, kv, layer, rows, n_heads, n_kv_heads, head_dim, scale};
+    tl_pool_run(c->pool, job_attn, &j);
+}
+
+/* ---- Gated DeltaNet --------------------------------------------------------------------------- */
+typedef struct {
+    cpu_ctx *c;
+    float *x, *out;
+    const float *w, *qkv, *a, *b, *a_log, *dt_bias;
+    tl_gdn_state *st;
+    const tl_rows *rows;
+} gdn_job;
+
+static inline float silu1(float v) { return v / (1.f + expf(-v)); }
+
+static void job_gdn_conv(void *p, int ith, int nth) {
+    gdn_job *j = p;
+    tl_gdn_state *st = j->st;
+    int C = st->conv_dim, K = st->conv_k, c0, c1;
+    tl_split_range(C, ith, nth, &c0, &c1);
+    for (int r = 0; r < j->rows->n; r++) {
+        float *x = j->x + (size_t)r * C;
+        float *s = st->conv + (size_t)j->rows->slot[r] * (K - 1) * C; /* [K-1][C], oldest first */
+        for (int c = c0; c < c1; c++) {
+            const float *wc = j->w + (size_t)c * K;
+            float acc = wc[K - 1] * x[c];
+            for (int i = 0; i < K - 1; i++) acc += wc[i] * s[(size_t)i * C + c];
+            for (int i = 0; i + 1 < K - 1; i++) s[(size_t)i * C + c] = s[(size_t)(i + 1) * C + c];
+            if (K > 1) s[(size_t)(K - 2) * C + c] = x[c];
+            x[c] = silu1(acc);
+        }
+    }
+}
+
+static void cpu_gdn_conv(tl_backend *be, float *x, const float *w, tl_gdn_state *st, const tl_rows *rows) {
+    cpu_ctx *c = ctx_of(be);
+    gdn_job j = {.c = c, .x = x, .w = w, .st = st, .rows = rows};
+    if ((size_t)rows->n * st->conv_dim >= CPU_PAR_MIN / 4) tl_pool_run(c->pool, job_gdn_conv, &j);
+    else job_gdn_conv(&j, 0, 1);
+}
+
+static float softplus1(float v) { return v > 20.f ? v : log1pf(expf(v)); }
+
+static void job_gdn_rule(void *p, int ith, int nth) {
+    gdn_job *j = p;
+    const tl_cpu_kern *k = j->c->k;
+    tl_gdn_state *st = j->st;
+    int Hv = st->n_v_heads, Hk = st->n_k_heads, dk = st->dk, dv = st->dv;
+    int rep = Hv / Hk, C = st->conv_dim, h0, h1;
+    tl_split_range(Hv, ith, nth, &h0, &h1);
+    float *qn = tscratch(j->c, ith), *kn = qn + dk, *m = kn + dk;
+    for (int r = 0; r < j->rows->n; r++) {
+        const float *row = j->qkv + (size_t)r * C;
+        for (int h = h0; h < h1; h++) {
+            int kh = h / rep;
+            const float *q = row + (size_t)kh * dk, *kk = row + (size_t)Hk * dk + (size_t)kh * dk;
+            const float *v = row + (size_t)2 * Hk * dk + (size_t)h * dv;
+            float qs = 1.f / sqrtf(k->dot(q, q, dk) + 1e-6f) / sqrtf((float)dk);
+            float ks = 1.f / sqrtf(k->dot(kk, kk, dk) + 1e-6f);
+            for (int i = 0; i < dk; i++) {
+                qn[i] = q[i] * qs;
+                kn[i] = kk[i] * ks;
+            }
+            float beta = 1.f / (1.f + expf(-j->b[(size_t)r * Hv + h]));
+            float g = -expf(j->a_log[h]) * softplus1(j->a[(size_t)r * Hv + h] + j->dt_bias[h]);
+            float alpha = expf(g);
+            float *S = st->rec + ((size_t)j->rows->slot[r] * Hv + h) * (size_t)dk * dv;
+            memset(m, 0, (size_t)dv * sizeof(float));
+            for (int i = 0; i < dk; i++) {
+                float *Si = S + (size_t)i * dv;
+                k->scale(Si, alpha, dv);
+                k->axpy(m, kn[i], Si, dv);
+            }
+            for (int i = 0; i < dv; i++) m[i] = beta * (v[i] - m[i]); /* delta */
+            float *o = j->out + (size_t)r * Hv * dv + (size_t)h * dv;
+            memset(o, 0, (size_t)dv * sizeof(float));
+            for (int i = 0; i < dk; i++) {
+                float *Si = S + (size_t)i * dv;
+                k->axpy(Si, kn[i], m, dv);
+                k->axpy(o, qn[i], Si, dv);
+            }
+        }
+    }
+}
+
+static void cpu_gdn_rule(tl_backend *be, float *out, const float *qkv, const float *a, const float *b,
+                         const float *a_log, const float *dt_bias, tl_gdn_state *st, const tl_rows *rows) {
+    cpu_ctx *c = ctx_of(be);
+    if (tscratch_reserve(c, (size_t)2 * st->dk + st->dv) < 0) return;
+    gdn_job j = {.c = c, .out = out, .qkv = qkv, .a = a, .b = b, .a_log = a_log, .dt_bias = dt_bias,
+                 .st = st, .rows = rows};
+    tl_pool_run(c->pool, job_gdn_rule, &j);
+}
+
+static void cpu_gdn_state_clear(tl_backend *be, tl_gdn_state *st, int slot) {
+    if (slot < 0 || slot >= st->max_slots) return;
+    size_t cn = (size_t)(st->conv_k - 1) * st->conv_dim, rn = (size_t)st->n_v_heads * st->dk * st->dv;
+    memset(st->conv + (size_t)slot * cn, 0, cn * sizeof(float));
+    memset(st->rec + (size_t)slot * rn, 0, rn * sizeof(float));
+}
+
+/* ---- construction ----------------------------------------------------------------------------- */
+static void cpu_destroy(tl_backend *be) {
+    if (!be) return;
+    cpu_ctx *c = ctx_of(be);
+    if (c) {
+        tl_pool_free(c->pool);
+        tl_free(c->tscratch, c->tscratch_n * (size_t)c->nth * sizeof(float), TL_MEM_SCRATCH);
+        tl_free(c->xq, c->xq_cap, TL_MEM_SCRATCH);
+        tl_free(c->xq2, c->xq_cap, TL_MEM_SCRATCH);
+        tl_free(c->xd, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
+        tl_free(c->xs, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
+        free(c);
+    }
+    free(be);
+}
+
+tl_backend *tl_backend_cpu_new(int threads, tl_err *err) {
+    tl_backend *be = calloc(1, sizeof *be);
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        tl_err_set(err, TL_ENOMEM, "cpu backend: out of memory");
+        return NULL;
+    }
+    if (tl_pool_new(&c->pool, threads, err) < 0) {
+        free(be);
+        free(c);
+        return NULL;
+    }
+    c->nth = tl_pool_size(c->pool);
+    c->k = tl_cpu_kern_pick();
+    c->xq_small = 2;
+    c->xq_large = 2;
+    const char *e = getenv("TALLOW_CPU_XQ");
+    if (e && (strcmp(e, "1") == 0 || strcmp(e, "2") == 0)) c->xq_small = c->xq_large = e[0] - '0';
+    if (tscratch_reserve(c, 4096) < 0) {
+        tl_pool_free(c->pool);
+        free(be);
+        free(c);
+        tl_err_set(err, TL_ENOMEM, "cpu backend: out of memory for scratch");
+        return NULL;
+    }
+    be->name = "cpu";
+    be->ctx = c;
+    be->destroy = cpu_destroy;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->to_host = cpu_copy;
+    be->to_device = cpu_copy;
+    be->sync = cpu_sync;
+    be->rows_upload = NULL;
+    be->kv_sync = NULL;
+    be->weight_prepare = cpu_weight_prepare;
+    be->weight_free = cpu_weight_free;
+    be->vec_upload = cpu_vec_upload;
+    be->matmul = cpu_matmul;
+    be->embed = cpu_embed;
+    be->rmsnorm = cpu_rmsnorm;
+    be->rope = cpu_rope;
+    be->kv_store = cpu_kv_store;
+    be->attention = cpu_attention;
+    be->swiglu = cpu_swiglu;
+    be->add = cpu_add;
+    be->mul_sigmoid = cpu_mul_sigmoid;
+    be->copy_rows = cpu_copy_rows;
+    be->gdn_conv = cpu_gdn_conv;
+    be->gdn_rule = cpu_gdn_rule;
+    be->gated_rmsnorm = cpu_gated_rmsnorm;
+    be->gdn_state_clear = cpu_gdn_state_clear;
+    return be;
+}
+
+/* The ISA of the kernels this backend runs ("avx512", "avx2", "scalar"), for bench output. */
+const char *tl_backend_cpu_isa(const tl_backend *be) { return ((const cpu_ctx *)be->ctx)->k->isa; }

@@ -1,0 +1,132 @@
+/* kern_avx2.c — AVX2 + FMA kernels of the CPU backend for CPUs without AVX-512 (compiled with
+ * -mavx2 -mfma -mf16c by CMake's *_avx2.c rule; only called after tl_cpu_kern_pick saw the CPU
+ * supports them). The QR16 tile uses vpmaddubsw (u8 x s8 -> s16 pairs) + vpmaddwd for 4-bit
+ * weights (15 * 127 * 2 fits int16) and falls back to the scalar kernel for 8-bit, where the
+ * pair sum could saturate. Dense rows and the vector helpers are plain 8-wide FMA loops. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256 load8_half(const uint8_t *p, int sdt) {
+    if (sdt == TL_DT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    if (sdt == TL_DT_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+    return _mm256_loadu_ps((const float *)p);
+}
+
+/* 4-bit QR16, one activation row at a time, 8 weight rows (half a 64-byte chunk) per pass. */
+static void avx2_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, int m1,
+                         int rb0, int rb1) {
+    if (w->bits != 4) {
+        tl_cpu_kern_scalar.qr16_mm(w, x, y, ldy, m0, m1, rb0, rb1);
+        return;
+    }
+    const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const int gs = w->gs, sb = w->sbytes;
+    for (int rb = rb0; rb < rb1; rb++) {
+        int nr = TL_MIN(16, w->rows - rb * 16);
+        for (int m = m0; m < m1; m++) {
+            __m256 facc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            const int8_t *xq = x->q + (size_t)m * x->cols;
+            const int8_t *xq2 = x->q2 ? x->q2 + (size_t)m * x->cols : NULL;
+            for (int g = 0; g < w->groups; g++) {
+                const uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+                const uint8_t *wb = gp + 32 * sb;
+                size_t gi = (size_t)m * x->groups + g;
+                for (int h = 0; h < 2; h++) {
+                    __m256i a1 = _mm256_setzero_si256(), a2 = _mm256_setzero_si256();
+                    for (int c = 0; c < gs / 8; c++) {
+                        __m256i v = _mm256_load_si256((const __m256i *)(wb + 64 * c + 32 * h));
+                        __m256i lo = _mm256_and_si256(v, m0f);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
+                        int32_t xl, xh;
+                        memcpy(&xl, xq + g * gs + 8 * c, 4);
+                        memcpy(&xh, xq + g * gs + 8 * c + 4, 4);
+                        __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xl)),
+                                                     _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xh)));
+                        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(p, ones));
+                        if (xq2) {
+                            memcpy(&xl, xq2 + g * gs + 8 * c, 4);
+                            memcpy(&xh, xq2 + g * gs + 8 * c + 4, 4);
+                            p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xl)),
+                                                 _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xh)));
+                            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(p, ones));
+                        }
+                    }
+                    __m256 f = _mm256_cvtepi32_ps(a1);
+                    if (xq2) f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a2), _mm256_set1_ps(1.f / 254.f), f);
+                    __m256 sc = load8_half(gp + 8 * h * sb, w->sdt);
+                    __m256 bi = load8_half(gp + 16 * sb + 8 * h * sb, w->sdt);
+                    facc[h] = _mm256_fmadd_ps(f, _mm256_mul_ps(sc, _mm256_set1_ps(x->d[gi])), facc[h]);
+                    facc[h] = _mm256_fmadd_ps(bi, _mm256_set1_ps(x->s[gi]), facc[h]);
+                }
+            }
+            float out[16];
+            _mm256_storeu_ps(out, facc[0]);
+            _mm256_storeu_ps(out + 8, facc[1]);
+            memcpy(y + (size_t)m * ldy + rb * 16, out, (size_t)nr * sizeof(float));
+        }
+    }
+}
+
+static float avx2_dot(const float *a, const float *b, int n) {
+    __m256 s = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s);
+    float r = hsum8(s);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+static void avx2_axpy(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void avx2_scale(float *y, float a, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] *= a;
+}
+
+static void avx2_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy, int n, int r0,
+                          int r1, float *scratch) {
+    for (int r = r0; r < r1; r++) {
+        tl_cpu_dequant_row(w, r, scratch);
+        for (int m = 0; m < n; m++) y[(size_t)m * ldy + r] = avx2_dot(x + (size_t)m * w->cols, scratch, w->cols);
+    }
+}
+
+static void avx2_swiglu(float *y, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = g[i] / (1.f + expf(-g[i])) * u[i];
+}
+
+static void avx2_mul_sigmoid(float *y, const float *g, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] *= 1.f / (1.f + expf(-g[i]));
+}
+
+static const tl_cpu_kern kern_avx2 = {
+    .isa = "avx2",
+    .qr16_mm = avx2_qr16_mm,
+    .dense_mm = avx2_dense_mm,
+    .dot = avx2_dot,
+    .axpy = avx2_axpy,
+    .scale = avx2_scale,
+    .swiglu = avx2_swiglu,
+    .mul_sigmoid = avx2_mul_sigmoid,
+};
+
+const tl_cpu_kern *tl_cpu_kern_avx2(void) { return &kern_avx2; }

@@ -1,0 +1,243 @@
+/* kern_avx512.c — AVX-512 (F/BW/VL + VNNI) kernels of the CPU backend, compiled with those ISA
+ * flags (CMake gives *_avx512.c files -mavx512*); only called after tl_cpu_kern_pick saw the
+ * CPU supports them.
+ *
+ * QR16 matmul: one 64-byte load holds 16 weight rows x 4 (8-bit) or 8 (4-bit, two nibbles)
+ * columns, so each vpdpbusd multiplies 16 rows by one broadcast dword of int8 activations and
+ * accumulates per row; no horizontal sums. A tile is 16 weight rows x M activation rows
+ * (M <= 4): the weight bytes are loaded and unpacked once for M rows, which is what makes the
+ * same kernel a GEMV for decode (M = 1, bandwidth-bound) and a blocked GEMM for prefill (the
+ * caller walks many M-tiles over a row block that stays in L1). Per group the integer sums are
+ * scaled in f32: y += s·d·Σq·xq + b·Σx. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+
+static inline __m512 load16_half(const uint8_t *p, int sdt) {
+    if (sdt == TL_DT_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    if (sdt == TL_DT_BF16)
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+    return _mm512_loadu_ps((const float *)p);
+}
+
+static inline __m512i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+static inline __attribute__((always_inline)) void
+qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int M, int rb,
+          const int bits, const int two) {
+    __m512 facc[4];
+    for (int m = 0; m < M; m++) facc[m] = _mm512_setzero_ps();
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    const int gs = w->gs, groups = w->groups, sb = w->sbytes, sdt = w->sdt;
+    const uint8_t *gp = w->packed + (size_t)rb * groups * w->gbytes;
+    const int8_t *xq[4], *xq2[4];
+    for (int m = 0; m < M; m++) {
+        xq[m] = x->q + (size_t)(m0 + m) * x->cols;
+        xq2[m] = two ? x->q2 + (size_t)(m0 + m) * x->cols : NULL;
+    }
+    for (int g = 0; g < groups; g++, gp += w->gbytes) {
+        __m512i a1[4], a2[4];
+        for (int m = 0; m < M; m++) a1[m] = a2[m] = _mm512_setzero_si512();
+        const uint8_t *wb = gp + 32 * sb;
+        const int k0 = g * gs;
+        if (bits == 4) {
+            for (int c = 0; c < gs / 8; c++) {
+                __m512i v = _mm512_load_si512((const void *)(wb + 64 * c));
+                __m512i lo = _mm512_and_si512(v, m0f);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
+                for (int m = 0; m < M; m++) {
+                    a1[m] = _mm512_dpbusd_epi32(a1[m], lo, bcast4(xq[m] + k0 + 8 * c));
+                    a1[m] = _mm512_dpbusd_epi32(a1[m], hi, bcast4(xq[m] + k0 + 8 * c + 4));
+                    if (two) {
+                        a2[m] = _mm512_dpbusd_epi32(a2[m], lo, bcast4(xq2[m] + k0 + 8 * c));
+                        a2[m] = _mm512_dpbusd_epi32(a2[m], hi, bcast4(xq2[m] + k0 + 8 * c + 4));
+                    }
+                }
+            }
+        } else {
+            for (int c = 0; c < gs / 4; c++) {
+                __m512i v = _mm512_load_si512((const void *)(wb + 64 * c));
+                for (int m = 0; m < M; m++) {
+                    a1[m] = _mm512_dpbusd_epi32(a1[m], v, bcast4(xq[m] + k0 + 4 * c));
+                    if (two) a2[m] = _mm512_dpbusd_epi32(a2[m], v, bcast4(xq2[m] + k0 + 4 * c));
+                }
+            }
+        }
+        __m512 sc = load16_half(gp, sdt), bi = load16_half(gp + 16 * sb, sdt);
+        for (int m = 0; m < M; m++) {
+            size_t gi = (size_t)(m0 + m) * x->groups + g;
+            __m512 f = _mm512_cvtepi32_ps(a1[m]);
+            if (two) f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2[m]), _mm512_set1_ps(1.f / 254.f), f);
+            facc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(sc, _mm512_set1_ps(x->d[gi])), facc[m]);
+            facc[m] = _mm512_fmadd_ps(bi, _mm512_set1_ps(x->s[gi]), facc[m]);
+        }
+    }
+    int nr = TL_MIN(16, w->rows - rb * 16);
+    __mmask16 km = (__mmask16)((1u << nr) - 1u);
+    for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(y + (size_t)(m0 + m) * ldy + rb * 16, km, facc[m]);
+}
+
+#define QR16_CASE(M_, B_, T_)                                                                      \
+    static void qr16_tile_##M_##_##B_##_##T_(const tl_wmat *w, const tl_xq *x, float *y, int ldy,  \
+                                              int m0, int rb) {                                    \
+        qr16_tile(w, x, y, ldy, m0, M_, rb, B_, T_);                                               \
+    }
+#define QR16_CASES(B_, T_) QR16_CASE(1, B_, T_) QR16_CASE(2, B_, T_) QR16_CASE(3, B_, T_) QR16_CASE(4, B_, T_)
+QR16_CASES(4, 0)
+QR16_CASES(4, 1)
+QR16_CASES(8, 0)
+QR16_CASES(8, 1)
+
+typedef void (*qr16_tile_fn)(const tl_wmat *, const tl_xq *, float *, int, int, int);
+static const qr16_tile_fn qr16_tiles[2][2][4] = {
+    {{qr16_tile_1_4_0, qr16_tile_2_4_0, qr16_tile_3_4_0, qr16_tile_4_4_0},
+     {qr16_tile_1_4_1, qr16_tile_2_4_1, qr16_tile_3_4_1, qr16_tile_4_4_1}},
+    {{qr16_tile_1_8_0, qr16_tile_2_8_0, qr16_tile_3_8_0, qr16_tile_4_8_0},
+     {qr16_tile_1_8_1, qr16_tile_2_8_1, qr16_tile_3_8_1, qr16_tile_4_8_1}},
+};
+
+static void avx512_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, int m1,
+                           int rb0, int rb1) {
+    int bi = w->bits == 8, ti = x->q2 != NULL;
+    for (int rb = rb0; rb < rb1; rb++)
+        for (int m = m0; m < m1; m += 4) {
+            int M = TL_MIN(4, m1 - m);
+            qr16_tiles[bi][ti][M - 1](w, x, y, ldy, m, rb);
+        }
+}
+
+/* ---- dense rows ------------------------------------------------------------------------------- */
+static inline __m512 load_w16(const void *p, int dt, int c, __mmask16 k) {
+    if (dt == TL_DT_F32) return _mm512_maskz_loadu_ps(k, (const float *)p + c);
+    __m256i h = _mm256_maskz_loadu_epi16(k, (const uint16_t *)p + c);
+    if (dt == TL_DT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) void
+dense_tile(const void *row, int dt, int cols, const float *x, float *y, int ldy, int m0, const int M,
+           int r) {
+    __m512 acc[4];
+    for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_ps();
+    int c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m512 wv = load_w16(row, dt, c, 0xFFFF);
+        for (int m = 0; m < M; m++)
+            acc[m] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (size_t)(m0 + m) * cols + c), acc[m]);
+    }
+    if (c < cols) {
+        __mmask16 k = (__mmask16)((1u << (cols - c)) - 1u);
+        __m512 wv = load_w16(row, dt, c, k);
+        for (int m = 0; m < M; m++)
+            acc[m] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(k, x + (size_t)(m0 + m) * cols + c), acc[m]);
+    }
+    for (int m = 0; m < M; m++) y[(size_t)(m0 + m) * ldy + r] = _mm512_reduce_add_ps(acc[m]);
+}
+
+static void avx512_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy, int n, int r0,
+                            int r1, float *scratch) {
+    const int cols = w->cols;
+    for (int r = r0; r < r1; r++) {
+        const void *row;
+        int dt;
+        if (w->kind == CPU_W_DENSE) {
+            dt = w->desc.dtype;
+            row = (const uint8_t *)w->desc.data + (size_t)r * cols * tl_dtype_size(w->desc.dtype);
+        } else {
+            tl_cpu_dequant_row(w, r, scratch);
+            row = scratch;
+            dt = TL_DT_F32;
+        }
+        int m = 0;
+        for (; m + 4 <= n; m += 4) dense_tile(row, dt, cols, x, y, ldy, m, 4, r);
+        for (; m < n; m++) dense_tile(row, dt, cols, x, y, ldy, m, 1, r);
+    }
+}
+
+/* ---- vector helpers --------------------------------------------------------------------------- */
+static float avx512_dot(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void avx512_axpy(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(y + i, k,
+                              _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+
+static void avx512_scale(float *y, float a, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(av, _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+
+/* exp(x) for |x| <= 88: x = n·ln2 + r, |r| <= ln2/2, degree-6 polynomial (rel. error ~2e-7). */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.f)), _mm512_set1_ps(-88.f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.f / 720.f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static void avx512_swiglu(float *y, const float *g, const float *u, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 gv = _mm512_maskz_loadu_ps(k, g + i), uv = _mm512_maskz_loadu_ps(k, u + i);
+        __m512 d = _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv)));
+        _mm512_mask_storeu_ps(y + i, k, _mm512_div_ps(_mm512_mul_ps(gv, uv), d));
+    }
+}
+
+static void avx512_mul_sigmoid(float *y, const float *g, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 gv = _mm512_maskz_loadu_ps(k, g + i), yv = _mm512_maskz_loadu_ps(k, y + i);
+        __m512 d = _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv)));
+        _mm512_mask_storeu_ps(y + i, k, _mm512_div_ps(yv, d));
+    }
+}
+
+static const tl_cpu_kern kern_avx512 = {
+    .isa = "avx512",
+    .qr16_mm = avx512_qr16_mm,
+    .dense_mm = avx512_dense_mm,
+    .dot = avx512_dot,
+    .axpy = avx512_axpy,
+    .scale = avx512_scale,
+    .swiglu = avx512_swiglu,
+    .mul_sigmoid = avx512_mul_sigmoid,
+};
+
+const tl_cpu_kern *tl_cpu_kern_avx512(void) { return &kern_avx512; }

@@ -1,0 +1,267 @@
+/* quant.c — the CPU backend's weight layouts and its portable (scalar) kernels.
+ *
+ * Contract: tl_cpu_qr16_pack turns an MLX affine 4/8-bit matrix into the QR16 layout described
+ * in cpu.h (counted as TL_MEM_WEIGHTS, in huge pages when large); tl_cpu_xq_rows quantizes
+ * activations per group for the integer path; the scalar kernel table computes exactly what the
+ * SIMD tables compute (same integer sums, same per-group scaling) and runs on any CPU. The
+ * choice of table is made once, from CPUID, by tl_cpu_kern_pick. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+
+/* ---- element access --------------------------------------------------------------------------- */
+float tl_cpu_half_get(const void *p, int sdt, size_t i) {
+    switch (sdt) {
+    case TL_DT_F16: return tl_f16_to_f32(((const uint16_t *)p)[i]);
+    case TL_DT_BF16: return tl_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+/* Element c of row r of an MLX affine matrix: every bit width is a little-endian bit stream per
+ * row (for 2/4/8 bits that is the same thing as "LSB-first within each u32 word"). */
+static inline unsigned affine_q(const uint8_t *base, size_t row_bits, int bits, int r, int c) {
+    size_t o = (size_t)r * row_bits + (size_t)c * (size_t)bits;
+    const uint8_t *b = base + (o >> 3);
+    unsigned sh = (unsigned)(o & 7);
+    unsigned v = b[0];
+    if (sh + (unsigned)bits > 8) v |= (unsigned)b[1] << 8;
+    return (v >> sh) & ((1u << bits) - 1u);
+}
+
+void tl_cpu_affine_row(const tl_wdesc *d, int r, float *out) {
+    const uint8_t *base = d->data;
+    size_t row_bits = (size_t)d->cols * (size_t)d->bits;
+    int groups = d->cols / d->group_size;
+    for (int g = 0; g < groups; g++) {
+        float s = tl_cpu_half_get(d->scales, d->dtype, (size_t)r * groups + g);
+        float b = tl_cpu_half_get(d->biases, d->dtype, (size_t)r * groups + g);
+        for (int j = 0; j < d->group_size; j++) {
+            int c = g * d->group_size + j;
+            out[c] = s * (float)affine_q(base, row_bits, d->bits, r, c) + b;
+        }
+    }
+}
+
+static void dense_row(const tl_wdesc *d, int r, float *out) {
+    size_t off = (size_t)r * (size_t)d->cols;
+    switch (d->dtype) {
+    case TL_DT_F32: memcpy(out, (const float *)d->data + off, (size_t)d->cols * sizeof(float)); break;
+    case TL_DT_F16:
+        for (int c = 0; c < d->cols; c++) out[c] = tl_f16_to_f32(((const uint16_t *)d->data)[off + c]);
+        break;
+    default:
+        for (int c = 0; c < d->cols; c++) out[c] = tl_bf16_to_f32(((const uint16_t *)d->data)[off + c]);
+        break;
+    }
+}
+
+/* Unsigned value of row i (0..15), column j of (row block, group) bytes gp. */
+static inline unsigned qr16_q(const tl_wmat *w, const uint8_t *gp, int i, int j) {
+    const uint8_t *wb = gp + 32 * w->sbytes;
+    if (w->bits == 8) return wb[(j >> 2) * 64 + i * 4 + (j & 3)];
+    int c = j >> 3, k = j & 7;
+    uint8_t byte = wb[c * 64 + i * 4 + (k & 3)];
+    return k < 4 ? (byte & 0xFu) : (byte >> 4);
+}
+
+void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out) {
+    if (w->kind == CPU_W_DENSE) {
+        dense_row(&w->desc, r, out);
+        return;
+    }
+    if (w->kind == CPU_W_GENERIC) {
+        tl_cpu_affine_row(&w->desc, r, out);
+        return;
+    }
+    int rb = r / 16, i = r % 16;
+    for (int g = 0; g < w->groups; g++) {
+        const uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+        float s = tl_cpu_half_get(gp, w->sdt, (size_t)i);
+        float b = tl_cpu_half_get(gp + 16 * w->sbytes, w->sdt, (size_t)i);
+        for (int j = 0; j < w->gs; j++) out[g * w->gs + j] = s * (float)qr16_q(w, gp, i, j) + b;
+    }
+}
+
+/* ---- QR16 repack ------------------------------------------------------------------------------ */
+int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
+    if (d->bits != 4 && d->bits != 8)
+        return tl_err_set(err, TL_EUNSUP, "cpu backend: %s: QR16 takes 4 or 8 bits, not %d", d->name, d->bits);
+    if (d->group_size != 32 && d->group_size != 64 && d->group_size != 128)
+        return tl_err_set(err, TL_EUNSUP, "cpu backend: %s: group size %d (QR16 takes 32, 64, 128)",
+                          d->name, d->group_size);
+    if (d->cols % d->group_size != 0)
+        return tl_err_set(err, TL_EFORMAT, "cpu backend: %s: %d columns is not a multiple of group size %d",
+                          d->name, d->cols, d->group_size);
+    if (d->dtype != TL_DT_F16 && d->dtype != TL_DT_BF16 && d->dtype != TL_DT_F32)
+        return tl_err_set(err, TL_EUNSUP, "cpu backend: %s: scales of dtype %s", d->name,
+                          tl_dtype_name(d->dtype));
+    w->kind = CPU_W_QR16;
+    w->bits = d->bits;
+    w->gs = d->group_size;
+    w->groups = d->cols / d->group_size;
+    w->sdt = (int)d->dtype;
+    w->sbytes = d->dtype == TL_DT_F32 ? 4 : 2;
+    w->rblocks = (d->rows + 15) / 16;
+    w->gbytes = (size_t)32 * w->sbytes + (size_t)16 * w->gs * w->bits / 8;
+    size_t n;
+    if (!tl_mul_ok((size_t)w->rblocks * (size_t)w->groups, w->gbytes, &n))
+        return tl_err_set(err, TL_EINVAL, "cpu backend: %s: size overflows", d->name);
+    w->packed = tl_alloc_huge(n, TL_MEM_WEIGHTS);
+    if (!w->packed)
+        return tl_err_set(err, TL_ENOMEM, "cpu backend: %s: cannot allocate %zu bytes for the repacked weights",
+                          d->name, n);
+    w->packed_bytes = n;
+    const uint8_t *src = d->data;
+    size_t row_bits = (size_t)d->cols * (size_t)d->bits;
+    const uint8_t *sc = d->scales, *bi = d->biases;
+    for (int rb = 0; rb < w->rblocks; rb++) {
+        for (int g = 0; g < w->groups; g++) {
+            uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+            uint8_t *wb = gp + 32 * w->sbytes;
+            for (int i = 0; i < 16; i++) {
+                int r = rb * 16 + i;
+                if (r >= d->rows) break; /* padding rows stay zero */
+                size_t si = ((size_t)r * w->groups + g) * (size_t)w->sbytes;
+                memcpy(gp + i * w->sbytes, sc + si, (size_t)w->sbytes);
+                memcpy(gp + 16 * w->sbytes + i * w->sbytes, bi + si, (size_t)w->sbytes);
+                int c0 = g * w->gs;
+                if (w->bits == 8) {
+                    for (int j = 0; j < w->gs; j++)
+                        wb[(j >> 2) * 64 + i * 4 + (j & 3)] = (uint8_t)affine_q(src, row_bits, 8, r, c0 + j);
+                } else {
+                    for (int c = 0; c < w->gs / 8; c++)
+                        for (int j = 0; j < 4; j++) {
+                            unsigned lo = affine_q(src, row_bits, 4, r, c0 + 8 * c + j);
+                            unsigned hi = affine_q(src, row_bits, 4, r, c0 + 8 * c + 4 + j);
+                            wb[c * 64 + i * 4 + j] = (uint8_t)(lo | hi << 4);
+                        }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- activation quantization ------------------------------------------------------------------ */
+void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2,
+                    float *d, float *s) {
+    int groups = cols / gs;
+    for (int m = m0; m < m1; m++) {
+        for (int g = 0; g < groups; g++) {
+            const float *xg = x + (size_t)m * cols + (size_t)g * gs;
+            int8_t *qg = q + (size_t)m * cols + (size_t)g * gs;
+            int8_t *q2g = q2 ? q2 + (size_t)m * cols + (size_t)g * gs : NULL;
+            float amax = 0.f, sum = 0.f;
+            for (int j = 0; j < gs; j++) {
+                float a = fabsf(xg[j]);
+                amax = a > amax ? a : amax;
+                sum += xg[j];
+            }
+            float dd = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
+            for (int j = 0; j < gs; j++) {
+                float v = nearbyintf(xg[j] * id);
+                v = v > 127.f ? 127.f : v < -127.f ? -127.f : v;
+                qg[j] = (int8_t)v;
+                if (q2g) {
+                    float rr = nearbyintf((xg[j] - dd * v) * id * 254.f);
+                    rr = rr > 127.f ? 127.f : rr < -127.f ? -127.f : rr;
+                    q2g[j] = (int8_t)rr;
+                }
+            }
+            d[(size_t)m * groups + g] = dd;
+            s[(size_t)m * groups + g] = sum;
+        }
+    }
+}
+
+/* ---- scalar kernels --------------------------------------------------------------------------- */
+static void scalar_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, int m1,
+                           int rb0, int rb1) {
+    for (int rb = rb0; rb < rb1; rb++) {
+        int nr = TL_MIN(16, w->rows - rb * 16);
+        for (int m = m0; m < m1; m++) {
+            float acc[16] = {0};
+            for (int g = 0; g < w->groups; g++) {
+                const uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+                const int8_t *xq = x->q + (size_t)m * x->cols + (size_t)g * w->gs;
+                const int8_t *xq2 = x->q2 ? x->q2 + (size_t)m * x->cols + (size_t)g * w->gs : NULL;
+                float dd = x->d[(size_t)m * x->groups + g], xs = x->s[(size_t)m * x->groups + g];
+                for (int i = 0; i < nr; i++) {
+                    int32_t a1 = 0, a2 = 0;
+                    for (int j = 0; j < w->gs; j++) {
+                        int q = (int)qr16_q(w, gp, i, j);
+                        a1 += q * xq[j];
+                        if (xq2) a2 += q * xq2[j];
+                    }
+                    float sc = tl_cpu_half_get(gp, w->sdt, (size_t)i);
+                    float bi = tl_cpu_half_get(gp + 16 * w->sbytes, w->sdt, (size_t)i);
+                    acc[i] += sc * dd * ((float)a1 + (float)a2 * (1.f / 254.f)) + bi * xs;
+                }
+            }
+            for (int i = 0; i < nr; i++) y[(size_t)m * ldy + rb * 16 + i] = acc[i];
+        }
+    }
+}
+
+static float scalar_dot(const float *a, const float *b, int n) {
+    float s = 0.f;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void scalar_axpy(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void scalar_scale(float *y, float a, int n) {
+    for (int i = 0; i < n; i++) y[i] *= a;
+}
+
+static void scalar_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy, int n, int r0,
+                            int r1, float *scratch) {
+    for (int r = r0; r < r1; r++) {
+        tl_cpu_dequant_row(w, r, scratch);
+        for (int m = 0; m < n; m++) y[(size_t)m * ldy + r] = scalar_dot(x + (size_t)m * w->cols, scratch, w->cols);
+    }
+}
+
+static void scalar_swiglu(float *y, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = g[i] / (1.f + expf(-g[i])) * u[i];
+}
+
+static void scalar_mul_sigmoid(float *y, const float *g, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] *= 1.f / (1.f + expf(-g[i]));
+}
+
+const tl_cpu_kern tl_cpu_kern_scalar = {
+    .isa = "scalar",
+    .qr16_mm = scalar_qr16_mm,
+    .dense_mm = scalar_dense_mm,
+    .dot = scalar_dot,
+    .axpy = scalar_axpy,
+    .scale = scalar_scale,
+    .swiglu = scalar_swiglu,
+    .mul_sigmoid = scalar_mul_sigmoid,
+};
+
+const tl_cpu_kern *tl_cpu_kern_pick(void) {
+    const char *e = getenv("TALLOW_CPU_ISA");
+    const tl_cpu_kern *k512 = NULL, *k2 = NULL;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        k512 = tl_cpu_kern_avx512();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        k2 = tl_cpu_kern_avx2();
+#endif
+    if (e && strcmp(e, "scalar") == 0) return &tl_cpu_kern_scalar;
+    if (e && strcmp(e, "avx2") == 0 && k2) return k2;
+    if (k512) return k512;
+    if (k2) return k2;
+    return &tl_cpu_kern_scalar;
+}
