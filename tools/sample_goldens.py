@@ -14,8 +14,14 @@ Writes tests/data/sample/goldens.txt, one case per block:
     bias N id value ...
     logits V values...
     kept N id prob ...      (renormalised probabilities of the kept tokens)
+Also writes tests/data/sample/tok256/: a byte-level BPE tokenizer of exactly 256 ids (8 special
+tokens, 97 printable ASCII characters plus newline and tab, 151 merges trained on a few English
+sentences) and a ChatML template with Qwen3.5's thinking switch, so the tiny 256-token test models
+can take text prompts and chat. The C tests add these files beside a tiny model at run time.
+
 Run: /work/main/.venv/bin/python tools/sample_goldens.py
 """
+import json
 import os
 
 import numpy as np
@@ -134,5 +140,75 @@ def main():
     print(f"wrote {len(cases)} cases to {os.path.normpath(OUT)}")
 
 
+SPECIALS = ["<|pad|>", "<|bos|>", "<|im_end|>", "<|im_start|>", "<think>", "</think>",
+            "<|endoftext|>", "<tool_call>"]
+
+# A ChatML template with Qwen3.5's generation-prompt block ("thinking by default", like the 4B):
+# enable_thinking false pre-closes an empty think block.
+TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- else %}"
+    "{{- '<think>\\n' }}"
+    "{%- endif %}"
+    "{%- endif %}")
+
+CORPUS = """The quick brown fox jumps over the lazy dog. Hello world, hello there!
+In the beginning there was a small model that learned to think and then to answer.
+Tell me a story about the sea, the stars and the wind; then tell it again, only shorter.
+What is two plus two? It is four. What is the answer to the question? Think first.
+She sells sea shells on the sea shore, and the shells she sells are sea shells for sure.
+Numbers: 0 1 2 3 4 5 6 7 8 9 10 42 100; symbols: #$%&'()*+-/:<=>?@[]^_`{|}~ and "quotes".
+Write a function that returns the sum of a list, then explain how it works in one sentence.
+"""
+
+
+def make_tokenizer(out_dir):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    b2u = {b: c for b, c in zip(range(256), _bytes_to_unicode())}
+    keep = [b2u[b] for b in list(range(0x20, 0x7f)) + [0x0a, 0x09]]
+    assert all(c in alphabet for c in keep)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=256, special_tokens=SPECIALS,
+                                  initial_alphabet=keep, show_progress=False, min_frequency=1)
+    tok.train_from_iterator([CORPUS] * 4, trainer=trainer)
+    assert tok.get_vocab_size() == 256, tok.get_vocab_size()
+    os.makedirs(out_dir, exist_ok=True)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    cfg = {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|pad|>",
+           "add_bos_token": False, "chat_template": TEMPLATE,
+           "tokenizer_class": "PreTrainedTokenizerFast"}
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+    # sanity: the reference tokenizer round-trips text through these files
+    t2 = Tokenizer.from_file(os.path.join(out_dir, "tokenizer.json"))
+    ids = t2.encode("Hello world! <think>\nok</think>").ids
+    assert t2.decode(ids, skip_special_tokens=False) == "Hello world! <think>\nok</think>"
+    print(f"wrote {out_dir}: 256 ids, e.g. 'Hello world' -> {t2.encode('Hello world').ids}")
+
+
+def _bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    m = dict(zip(bs, cs))
+    return [chr(m[b]) for b in range(256)]
+
+
 if __name__ == "__main__":
     main()
+    make_tokenizer(os.path.join(os.path.dirname(OUT), "tok256"))
