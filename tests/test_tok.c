@@ -1,0 +1,322 @@
+/* test_tok.c — the tokenizer gives Hugging Face `tokenizers`' ids, id for id:
+ *   - llama.cpp's vectors: ggml-vocab-llama-bpe with Llama 3.2, ggml-vocab-qwen2 with Qwen3;
+ *   - the corpus goldens of tools/tok_goldens.py (tests/data/tok), with and without special
+ *     tokens, and decode(encode(x)) == x wherever HF's own round trip is lossless;
+ *   - Qwen3.5 (.cache/qwen35-tokenizer from tools/tok_fetch_qwen35.py) when present;
+ *   - the streaming detokenizer, fed one id at a time, writes only valid UTF-8 and in total
+ *     the same text as tl_tok_decode. */
+#include <jansson.h>
+
+#include "tallow.h"
+#include "test.h"
+
+#include "core/core.h"
+
+typedef struct corpus {
+    char **text;
+    size_t *len;
+    int *is_bytes;
+    int n;
+} corpus;
+
+static int load_corpus(corpus *c) {
+    char *buf;
+    size_t n;
+    tl_err err = {0};
+    if (tl_read_file("tests/data/tok/corpus.jsonl", 64u << 20, &buf, &n, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';
+    c->text = calloc((size_t)lines, sizeof *c->text);
+    c->len = calloc((size_t)lines, sizeof *c->len);
+    c->is_bytes = calloc((size_t)lines, sizeof *c->is_bytes);
+    char *p = buf;
+    for (int i = 0; i < lines; i++) {
+        char *nl = strchr(p, '\n');
+        json_error_t je;
+        json_t *o = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL, &je);
+        json_t *t = json_object_get(o, "t"), *b = json_object_get(o, "b");
+        if (t) {
+            c->len[i] = json_string_length(t);
+            c->text[i] = malloc(c->len[i] + 1);
+            memcpy(c->text[i], json_string_value(t), c->len[i] + 1);
+        } else {
+            const char *h = json_string_value(b);
+            c->len[i] = strlen(h) / 2;
+            c->text[i] = malloc(c->len[i] + 1);
+            for (size_t k = 0; k < c->len[i]; k++) {
+                unsigned v;
+                sscanf(h + 2 * k, "%2x", &v);
+                c->text[i][k] = (char)v;
+            }
+            c->is_bytes[i] = 1;
+        }
+        json_decref(o);
+        p = nl + 1;
+    }
+    c->n = lines;
+    free(buf);
+    return 0;
+}
+
+/* Parse one golden line: "= 1 2 3" / "~ 1 2 3". Returns the count; *flag the first char. */
+static int parse_ids(const char *line, char *flag, int32_t *ids, int cap) {
+    *flag = line[0];
+    int n = 0;
+    const char *p = line + 1;
+    while (*p && *p != '\n') {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        if (n < cap) ids[n] = (int32_t)v;
+        n++;
+        p = end;
+    }
+    return n;
+}
+
+static int valid_utf8(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = (unsigned char)s[i];
+        int need = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3
+                 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
+        if (!need || i + (size_t)need > n) return 0;
+        for (int k = 1; k < need; k++)
+            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return 0;
+        if (b == 0xE0 && (unsigned char)s[i + 1] < 0xA0) return 0;
+        if (b == 0xED && (unsigned char)s[i + 1] > 0x9F) return 0;
+        if (b == 0xF0 && (unsigned char)s[i + 1] < 0x90) return 0;
+        if (b == 0xF4 && (unsigned char)s[i + 1] > 0x8F) return 0;
+        i += (size_t)need;
+    }
+    return 1;
+}
+
+/* Feed ids one at a time; every piece must be valid UTF-8 and the whole must equal decode. */
+static void check_stream(const tl_tokenizer *tok, const int32_t *ids, size_t n, int skip, int line) {
+    char *whole;
+    size_t wl;
+    tl_err err = {0};
+    if (tl_tok_decode(tok, ids, n, skip, &whole, &wl, &err)) {
+        CHECKF(0, "decode failed: %s", err.msg);
+        return;
+    }
+    size_t cap = tl_tok_stream_cap(tok);
+    char *piece = malloc(cap);
+    char *acc = malloc(wl + 16);
+    size_t al = 0, pl;
+    int ok = 1;
+    tl_tok_stream st;
+    tl_tok_stream_init(&st, tok, skip);
+    for (size_t i = 0; i < n && ok; i++) {
+        if (tl_tok_stream_feed(&st, ids[i], piece, cap, &pl, &err) || !valid_utf8(piece, pl) ||
+            al + pl > wl) {
+            ok = 0;
+            break;
+        }
+        memcpy(acc + al, piece, pl);
+        al += pl;
+    }
+    if (ok && !tl_tok_stream_flush(&st, piece, cap, &pl) && valid_utf8(piece, pl) && al + pl <= wl) {
+        memcpy(acc + al, piece, pl);
+        al += pl;
+    } else
+        ok = 0;
+    CHECKF(ok && al == wl && !memcmp(acc, whole, wl), "stream != decode for corpus line %d", line);
+    free(piece);
+    free(acc);
+    free(whole);
+}
+
+/* Compare every corpus case with a golden ids file. Returns 0, or 77 when the file is absent. */
+static int check_goldens(const tl_tokenizer *tok, const corpus *c, const char *path, unsigned flags,
+                         int roundtrip, int max_cases) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 77;
+    static char line[1 << 20];
+    static int32_t want[1 << 17];
+    int i = 0, bad = 0;
+    while (fgets(line, sizeof line, f) && i < c->n && (max_cases <= 0 || i < max_cases)) {
+        char flag;
+        int n = parse_ids(line, &flag, want, (int)TL_ARRAY_LEN(want));
+        int32_t *ids;
+        size_t nid;
+        tl_err err = {0};
+        int rc = tl_tok_encode(tok, c->text[i], c->len[i], flags, &ids, &nid, &err);
+        int same = !rc && nid == (size_t)n && !memcmp(ids, want, nid * sizeof *ids);
+        if (!same && bad++ < 5) {
+            fprintf(stderr, "%s line %d: %s; got %zu ids, want %d:", path, i + 1, rc ? err.msg : "ids differ",
+                    rc ? 0 : nid, n);
+            for (size_t k = 0; !rc && k < nid && k < 12; k++) fprintf(stderr, " %d/%d", ids[k], k < (size_t)n ? want[k] : -1);
+            fprintf(stderr, "\n");
+        }
+        if (!rc && roundtrip) {
+            char *back;
+            size_t bl;
+            if (flag == '=' && !c->is_bytes[i]) {
+                int ok = !tl_tok_decode(tok, ids, nid, 0, &back, &bl, &err);
+                CHECKF(ok && bl == c->len[i] && !memcmp(back, c->text[i], bl),
+                       "%s line %d: decode(encode(x)) != x", path, i + 1);
+                if (ok) free(back);
+            }
+            check_stream(tok, ids, nid, 0, i + 1);
+            if (i % 7 == 0) check_stream(tok, ids, nid, 1, i + 1);
+        }
+        if (!rc) free(ids);
+        i++;
+    }
+    fclose(f);
+    CHECKF(bad == 0, "%s: %d of %d cases differ from Hugging Face", path, bad, i);
+    CHECKF(i >= 200 || max_cases > 0, "%s: only %d cases", path, i);
+    printf("%s: %d/%d cases identical\n", path, i - bad, i);
+    return 0;
+}
+
+/* llama.cpp vectors: cases separated by "\n__ggml_vocab_test__\n", ids one line per case. */
+static void check_vectors(const tl_tokenizer *tok, const char *dir, const char *name, int want_cases) {
+    char pin[4096], pout[4096];
+    snprintf(pin, sizeof pin, "%s/tokenizer-vectors/%s.inp", dir, name);
+    snprintf(pout, sizeof pout, "%s/tokenizer-vectors/%s.out", dir, name);
+    char *in, *out;
+    size_t nin, nout;
+    tl_err err = {0};
+    if (tl_read_file(pin, 1 << 20, &in, &nin, &err) || tl_read_file(pout, 1 << 20, &out, &nout, &err)) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    char *p = in, *q = out;
+    int cases = 0, ok = 0;
+    for (;;) {
+        char *e = strstr(p, sep);
+        if (!e) break;
+        char *nl = strchr(q, '\n');
+        if (!nl) nl = q + strlen(q);
+        int32_t want[4096];
+        int n = 0;
+        for (char *r = q; r < nl;) {
+            char *end;
+            long v = strtol(r, &end, 10);
+            if (end == r) break;
+            want[n++] = (int32_t)v;
+            r = end;
+        }
+        int32_t *ids;
+        size_t nid;
+        if (!tl_tok_encode(tok, p, (size_t)(e - p), 0, &ids, &nid, &err)) {
+            if (nid == (size_t)n && !memcmp(ids, want, nid * sizeof *ids)) ok++;
+            else fprintf(stderr, "%s case %d differs\n", name, cases);
+            free(ids);
+        }
+        cases++;
+        p = e + sizeof sep - 1;
+        q = *nl ? nl + 1 : nl;
+    }
+    CHECKF(cases == want_cases && ok == cases, "%s: %d/%d vectors identical (want %d)", name, ok,
+           cases, want_cases);
+    printf("%s: %d/%d vectors identical\n", name, ok, cases);
+    free(in);
+    free(out);
+}
+
+static tl_tokenizer *load(const char *path) {
+    tl_tokenizer *tok = NULL;
+    tl_err err = {0};
+    uint64_t t0 = tl_now_ns();
+    if (tl_tok_load(path, &tok, &err)) {
+        CHECKF(0, "load %s: %s", path, err.msg);
+        return NULL;
+    }
+    printf("loaded %s in %.3f s\n", path, (double)(tl_now_ns() - t0) / 1e9);
+    return tok;
+}
+
+int main(void) {
+    const char *dir = test_shared_dir();
+    if (!dir) return test_skip("../shared/fixtures not present");
+    corpus c;
+    if (load_corpus(&c)) return test_skip("tests/data/tok/corpus.jsonl missing");
+    CHECK(c.n >= 2000);
+    char path[4096];
+
+    snprintf(path, sizeof path, "%s/tokenizers/llama-3.2/tokenizer.json", dir);
+    tl_tokenizer *llama = load(path);
+    if (llama) {
+        check_vectors(llama, dir, "ggml-vocab-llama-bpe.gguf", 46);
+        check_goldens(llama, &c, "tests/data/tok/ids-llama32.txt", 0, 1, 0);
+        check_goldens(llama, &c, "tests/data/tok/ids-llama32-special.txt", TL_TOK_ADD_SPECIAL, 0, 0);
+        CHECK(tl_tok_bos_id(llama) == 128000);
+        CHECK_STREQ(tl_tok_bos(llama), "<|begin_of_text|>");
+        CHECK(tl_tok_eos_id(llama) == 128009);
+        CHECK(tl_tok_chat_template(llama) && strstr(tl_tok_chat_template(llama), "start_header_id"));
+        CHECK(tl_tok_is_special(llama, 128000) && !tl_tok_is_special(llama, 1000));
+        CHECK(tl_tok_vocab_size(llama) == 128256);
+        tl_tok_free(llama);
+    }
+
+    snprintf(path, sizeof path, "%s/tokenizers/qwen3/tokenizer.json", dir);
+    tl_tokenizer *qwen = load(path);
+    if (qwen) {
+        check_vectors(qwen, dir, "ggml-vocab-qwen2.gguf", 46);
+        check_goldens(qwen, &c, "tests/data/tok/ids-qwen3.txt", 0, 1, 0);
+        check_goldens(qwen, &c, "tests/data/tok/ids-qwen3-special.txt", TL_TOK_ADD_SPECIAL, 0, 0);
+        CHECK(tl_tok_eos_id(qwen) == 151645);
+        CHECK(tl_tok_bos(qwen) == NULL && tl_tok_bos_id(qwen) == -1);
+        CHECK(tl_tok_pad_id(qwen) == 151643);
+        CHECK(tl_tok_add_bos(qwen) == 0);
+        CHECK(tl_tok_token_id(qwen, "<think>", 7) == 151667 && !tl_tok_is_special(qwen, 151667));
+        CHECK(tl_tok_chat_template(qwen) && strstr(tl_tok_chat_template(qwen), "im_start"));
+        /* skip_special drops <|im_start|> but keeps <think> (a normal added token). */
+        int32_t ids[] = {151644, 872, 151667, 151645};
+        char *s;
+        tl_err err = {0};
+        CHECK(!tl_tok_decode(qwen, ids, 4, 1, &s, NULL, &err));
+        if (!err.code) {
+            CHECK_STREQ(s, "user<think>");
+            free(s);
+        }
+        /* Ids the vocabulary lacks are skipped, like HF. */
+        int32_t odd[] = {-5, 872, 9999999};
+        CHECK(!tl_tok_decode(qwen, odd, 3, 0, &s, NULL, &err));
+        if (!err.code) {
+            CHECK_STREQ(s, "user");
+            free(s);
+        }
+        /* A character cut across tokens is held back, then written whole. */
+        int32_t cut[2];
+        int32_t *enc;
+        size_t ne;
+        CHECK(!tl_tok_encode(qwen, "\xe4\xb8\xad", 3, 0, &enc, &ne, &err)); /* 中 */
+        if (!err.code) free(enc);
+        cut[0] = tl_tok_token_id(qwen, "\xe4", 1);
+        cut[1] = tl_tok_token_id(qwen, "\xb8\xad", 2);
+        if (cut[1] < 0) cut[1] = tl_tok_token_id(qwen, "\xb8", 1);
+        tl_tok_stream st;
+        tl_tok_stream_init(&st, qwen, 0);
+        size_t cap = tl_tok_stream_cap(qwen), n;
+        char *buf = malloc(cap);
+        CHECK(!tl_tok_stream_feed(&st, cut[0], buf, cap, &n, &err) && n == 0);
+        CHECK(!tl_tok_stream_flush(&st, buf, cap, &n) && n == 3 && !memcmp(buf, "\xef\xbf\xbd", 3));
+        CHECK(tl_tok_stream_feed(&st, 872, buf, 4, &n, &err) == -TL_EINVAL);
+        free(buf);
+        tl_tok_free(qwen);
+    }
+
+    tl_tokenizer *q35 = NULL;
+    tl_err err = {0};
+    if (tl_file_exists(".cache/qwen35-tokenizer/tokenizer.json") &&
+        !tl_tok_load(".cache/qwen35-tokenizer/tokenizer.json", &q35, &err)) {
+        check_goldens(q35, &c, "tests/data/tok/ids-qwen35.txt", 0, 1, 600);
+        tl_tok_free(q35);
+    } else {
+        printf("Qwen3.5 tokenizer absent (run tools/tok_fetch_qwen35.py): skipped that part\n");
+    }
+    for (int i = 0; i < c.n; i++) free(c.text[i]);
+    free(c.text);
+    free(c.len);
+    free(c.is_bytes);
+    return test_done();
+}
