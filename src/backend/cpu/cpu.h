@@ -78,6 +78,9 @@ typedef struct tl_cpu_kern {
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);   /* y += a*x */
     void (*scale)(float *y, float a, int n);                  /* y *= a */
+    /* Quantize activation rows for the QR16 path (same contract as tl_cpu_xq_rows). */
+    void (*xq_rows)(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2, float *d,
+                    float *s);
     void (*swiglu)(float *y, const float *g, const float *u, size_t n); /* y = silu(g) * u */
     void (*mul_sigmoid)(float *y, const float *g, size_t n);           /* y *= sigmoid(g) */
 } tl_cpu_kern;
@@ -94,7 +97,8 @@ const char *tl_backend_cpu_isa(const tl_backend *be);
 /* ---- helpers shared by the kernel files (quant.c) -------------------------------------------- */
 /* Repack an MLX affine 4/8-bit matrix into QR16. Returns 0 or -TL_E*. */
 int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err);
-/* Quantize rows [m0, m1) of x[n, cols] into xq buffers (laid out as in tl_xq). */
+/* Quantize rows [m0, m1) of x[n, cols] into xq buffers (laid out as in tl_xq): per group,
+ * d = amax/127, v = x/d, q = round(v), q2 = round((v - q)·254) (round half to even). */
 void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2,
                     float *d, float *s);
 /* Row r of a prepared matrix as f32 (any layout). */

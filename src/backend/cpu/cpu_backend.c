@@ -22,6 +22,7 @@
  * into it, TALLOW_CPU_XQ=2 is the default. */
 #define _GNU_SOURCE
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,9 @@ typedef struct {
     int n;
     int levels;
     tl_xq xq;
+    /* QR16 task grid: ntasks = ceil(n / mchunk) * nrb_tasks */
+    int mchunk, rbchunk, nrb_tasks, ntasks;
+    _Atomic int next;
 } mm_job;
 
 static void job_xq(void *p, int ith, int nth) {
@@ -181,25 +185,26 @@ static void job_xq(void *p, int ith, int nth) {
     int lo, hi;
     tl_split_range(j->n, ith, nth, &lo, &hi);
     if (lo < hi)
-        tl_cpu_xq_rows(j->x, j->w->cols, j->w->gs, lo, hi, j->c->xq, j->levels == 2 ? j->c->xq2 : NULL,
-                       j->c->xd, j->c->xs);
+        j->c->k->xq_rows(j->x, j->w->cols, j->w->gs, lo, hi, j->c->xq, j->levels == 2 ? j->c->xq2 : NULL,
+                         j->c->xd, j->c->xs);
 }
 
+/* Matmul work is handed out dynamically: tasks of (activation-row chunk, run of row blocks) taken
+ * from an atomic counter, so a thread that the OS preempts (this VM is shared) delays only its
+ * current task instead of a static half of the matrix. Activation chunks keep their int8 copy in
+ * L2 (~256 KiB); a run of row blocks is then read once per chunk and reused from L1 across the
+ * chunk's M-tiles. */
 static void job_qr16(void *p, int ith, int nth) {
     mm_job *j = p;
     const tl_wmat *w = j->w;
     const tl_cpu_kern *k = j->c->k;
-    int rb0 = 0, rb1 = w->rblocks, m0 = 0, m1 = j->n;
-    if (w->rblocks >= 4 * nth || j->n < 2 * nth) tl_split_range(w->rblocks, ith, nth, &rb0, &rb1);
-    else tl_split_range(j->n, ith, nth, &m0, &m1);
-    if (rb0 >= rb1 || m0 >= m1) return;
-    /* Activation rows in chunks whose int8 copy stays in L2 (~256 KiB); each row block of
-     * weights is then read once per chunk and reused from L1 across the chunk's M-tiles. */
-    int chunk = (int)((256u << 10) / (unsigned)w->cols);
-    chunk = TL_MAX(4, chunk & ~3);
-    for (int mc = m0; mc < m1; mc += chunk) {
-        int me = TL_MIN(m1, mc + chunk);
-        for (int rb = rb0; rb < rb1; rb++) k->qr16_mm(w, &j->xq, j->y, w->rows, mc, me, rb, rb + 1);
+    for (;;) {
+        int t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->ntasks) break;
+        int mc = t / j->nrb_tasks, rt = t % j->nrb_tasks;
+        int m0 = mc * j->mchunk, m1 = TL_MIN(j->n, m0 + j->mchunk);
+        int rb0 = rt * j->rbchunk, rb1 = TL_MIN(w->rblocks, rb0 + j->rbchunk);
+        for (int rb = rb0; rb < rb1; rb++) k->qr16_mm(w, &j->xq, j->y, w->rows, m0, m1, rb, rb + 1);
     }
 }
 
@@ -229,6 +234,15 @@ static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *
                    .q2 = j.levels == 2 ? c->xq2 : NULL, .d = c->xd, .s = c->xs};
     if ((size_t)n * w->cols >= 65536) tl_pool_run(c->pool, job_xq, &j);
     else job_xq(&j, 0, 1);
+    j.mchunk = TL_MAX(4, (int)((256u << 10) / (unsigned)w->cols) & ~3);
+    if (j.mchunk > n) j.mchunk = n;
+    int nmc = (n + j.mchunk - 1) / j.mchunk;
+    /* about 8 tasks per thread, runs of at least one row block */
+    int want = TL_MAX(1, 8 * c->nth / nmc);
+    j.rbchunk = TL_MAX(1, (w->rblocks + want - 1) / want);
+    j.nrb_tasks = (w->rblocks + j.rbchunk - 1) / j.rbchunk;
+    j.ntasks = nmc * j.nrb_tasks;
+    atomic_store(&j.next, 0);
     tl_pool_run(c->pool, job_qr16, &j);
 }
 

@@ -125,6 +125,7 @@ static const tl_cpu_kern kern_avx2 = {
     .dot = avx2_dot,
     .axpy = avx2_axpy,
     .scale = avx2_scale,
+    .xq_rows = tl_cpu_xq_rows,
     .swiglu = avx2_swiglu,
     .mul_sigmoid = avx2_mul_sigmoid,
 };

@@ -32,18 +32,18 @@ static inline __attribute__((always_inline)) void
 qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int M, int rb,
           const int bits, const int two) {
     __m512 facc[4];
-    for (int m = 0; m < M; m++) facc[m] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) facc[m] = _mm512_setzero_ps();
     const __m512i m0f = _mm512_set1_epi8(0x0F);
     const int gs = w->gs, groups = w->groups, sb = w->sbytes, sdt = w->sdt;
     const uint8_t *gp = w->packed + (size_t)rb * groups * w->gbytes;
     const int8_t *xq[4], *xq2[4];
-    for (int m = 0; m < M; m++) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
         xq[m] = x->q + (size_t)(m0 + m) * x->cols;
         xq2[m] = two ? x->q2 + (size_t)(m0 + m) * x->cols : NULL;
     }
     for (int g = 0; g < groups; g++, gp += w->gbytes) {
         __m512i a1[4], a2[4];
-        for (int m = 0; m < M; m++) a1[m] = a2[m] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) a1[m] = a2[m] = _mm512_setzero_si512();
         const uint8_t *wb = gp + 32 * sb;
         const int k0 = g * gs;
         if (bits == 4) {
@@ -51,7 +51,7 @@ qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int
                 __m512i v = _mm512_load_si512((const void *)(wb + 64 * c));
                 __m512i lo = _mm512_and_si512(v, m0f);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
-                for (int m = 0; m < M; m++) {
+                _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
                     a1[m] = _mm512_dpbusd_epi32(a1[m], lo, bcast4(xq[m] + k0 + 8 * c));
                     a1[m] = _mm512_dpbusd_epi32(a1[m], hi, bcast4(xq[m] + k0 + 8 * c + 4));
                     if (two) {
@@ -63,14 +63,14 @@ qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int
         } else {
             for (int c = 0; c < gs / 4; c++) {
                 __m512i v = _mm512_load_si512((const void *)(wb + 64 * c));
-                for (int m = 0; m < M; m++) {
+                _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
                     a1[m] = _mm512_dpbusd_epi32(a1[m], v, bcast4(xq[m] + k0 + 4 * c));
                     if (two) a2[m] = _mm512_dpbusd_epi32(a2[m], v, bcast4(xq2[m] + k0 + 4 * c));
                 }
             }
         }
         __m512 sc = load16_half(gp, sdt), bi = load16_half(gp + 16 * sb, sdt);
-        for (int m = 0; m < M; m++) {
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
             size_t gi = (size_t)(m0 + m) * x->groups + g;
             __m512 f = _mm512_cvtepi32_ps(a1[m]);
             if (two) f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2[m]), _mm512_set1_ps(1.f / 254.f), f);
@@ -80,7 +80,7 @@ qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int
     }
     int nr = TL_MIN(16, w->rows - rb * 16);
     __mmask16 km = (__mmask16)((1u << nr) - 1u);
-    for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(y + (size_t)(m0 + m) * ldy + rb * 16, km, facc[m]);
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(y + (size_t)(m0 + m) * ldy + rb * 16, km, facc[m]);
 }
 
 #define QR16_CASE(M_, B_, T_)                                                                      \
@@ -124,20 +124,20 @@ static inline __attribute__((always_inline)) void
 dense_tile(const void *row, int dt, int cols, const float *x, float *y, int ldy, int m0, const int M,
            int r) {
     __m512 acc[4];
-    for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_ps();
     int c = 0;
     for (; c + 16 <= cols; c += 16) {
         __m512 wv = load_w16(row, dt, c, 0xFFFF);
-        for (int m = 0; m < M; m++)
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++)
             acc[m] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (size_t)(m0 + m) * cols + c), acc[m]);
     }
     if (c < cols) {
         __mmask16 k = (__mmask16)((1u << (cols - c)) - 1u);
         __m512 wv = load_w16(row, dt, c, k);
-        for (int m = 0; m < M; m++)
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++)
             acc[m] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(k, x + (size_t)(m0 + m) * cols + c), acc[m]);
     }
-    for (int m = 0; m < M; m++) y[(size_t)(m0 + m) * ldy + r] = _mm512_reduce_add_ps(acc[m]);
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) y[(size_t)(m0 + m) * ldy + r] = _mm512_reduce_add_ps(acc[m]);
 }
 
 static void avx512_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy, int n, int r0,
@@ -192,6 +192,41 @@ static void avx512_scale(float *y, float a, int n) {
     }
 }
 
+/* Activation quantization, 16 lanes at a time; same arithmetic as tl_cpu_xq_rows (the default
+ * rounding mode is round-half-even, like nearbyintf). */
+static void avx512_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2,
+                           float *d, float *s) {
+    const int groups = cols / gs;
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    for (int m = m0; m < m1; m++)
+        for (int g = 0; g < groups; g++) {
+            size_t o = (size_t)m * cols + (size_t)g * gs;
+            const float *xg = x + o;
+            __m512 amax = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
+            for (int j = 0; j < gs; j += 16) {
+                __m512 v = _mm512_loadu_ps(xg + j);
+                amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+                sum = _mm512_add_ps(sum, v);
+            }
+            float am = _mm512_reduce_max_ps(amax);
+            float id = am > 0.f ? 127.f / am : 0.f;
+            __m512 idv = _mm512_set1_ps(id), k254 = _mm512_set1_ps(254.f);
+            for (int j = 0; j < gs; j += 16) {
+                __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xg + j), idv);
+                __m512 r = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                __m512i qi = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(r), lo), hi);
+                _mm_storeu_si128((__m128i *)(q + o + j), _mm512_cvtepi32_epi8(qi));
+                if (q2) {
+                    __m512 r2 = _mm512_mul_ps(_mm512_sub_ps(v, r), k254);
+                    __m512i q2i = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(r2), lo), hi);
+                    _mm_storeu_si128((__m128i *)(q2 + o + j), _mm512_cvtepi32_epi8(q2i));
+                }
+            }
+            d[(size_t)m * groups + g] = am / 127.f;
+            s[(size_t)m * groups + g] = _mm512_reduce_add_ps(sum);
+        }
+}
+
 /* exp(x) for |x| <= 88: x = n·ln2 + r, |r| <= ln2/2, degree-6 polynomial (rel. error ~2e-7). */
 static inline __m512 exp512(__m512 x) {
     x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.f)), _mm512_set1_ps(-88.f));
@@ -236,6 +271,7 @@ static const tl_cpu_kern kern_avx512 = {
     .dot = avx512_dot,
     .axpy = avx512_axpy,
     .scale = avx512_scale,
+    .xq_rows = avx512_xq_rows,
     .swiglu = avx512_swiglu,
     .mul_sigmoid = avx512_mul_sigmoid,
 };

@@ -162,13 +162,13 @@ void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q,
             }
             float dd = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
             for (int j = 0; j < gs; j++) {
-                float v = nearbyintf(xg[j] * id);
-                v = v > 127.f ? 127.f : v < -127.f ? -127.f : v;
-                qg[j] = (int8_t)v;
+                float v = xg[j] * id, r = nearbyintf(v);
+                r = r > 127.f ? 127.f : r < -127.f ? -127.f : r;
+                qg[j] = (int8_t)r;
                 if (q2g) {
-                    float rr = nearbyintf((xg[j] - dd * v) * id * 254.f);
-                    rr = rr > 127.f ? 127.f : rr < -127.f ? -127.f : rr;
-                    q2g[j] = (int8_t)rr;
+                    float r2 = nearbyintf((v - r) * 254.f);
+                    r2 = r2 > 127.f ? 127.f : r2 < -127.f ? -127.f : r2;
+                    q2g[j] = (int8_t)r2;
                 }
             }
             d[(size_t)m * groups + g] = dd;
@@ -243,6 +243,7 @@ const tl_cpu_kern tl_cpu_kern_scalar = {
     .dot = scalar_dot,
     .axpy = scalar_axpy,
     .scale = scalar_scale,
+    .xq_rows = tl_cpu_xq_rows,
     .swiglu = scalar_swiglu,
     .mul_sigmoid = scalar_mul_sigmoid,
 };
