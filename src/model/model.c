@@ -81,7 +81,8 @@ int tl_model_linear(tl_model *m, tl_weight *out, const char *module, int root, i
     const tl_tensor *w = module_weight(m, module, root, full, sizeof full);
     if (!w) {
         snprintf(full, sizeof full, "%s%s", root ? "" : tl_model_prefix(m), module);
-        return tl_err_set(err, TL_ENOTFOUND, "%s: tensor %s.weight is missing", m->info.dir, full);
+        return tl_err_set(err, TL_ENOTFOUND, "tensor %s.weight is missing from the safetensors "
+                          "files", full);
     }
     /* full now ends in ".weight": strip it to get the module path */
     full[strlen(full) - strlen(".weight")] = '\0';
@@ -167,7 +168,7 @@ int tl_model_vector(tl_model *m, float **out, const char *name, int n, float add
     *out = NULL;
     const tl_tensor *t = tl_model_tensor(m, name);
     if (!t)
-        return tl_err_set(err, TL_ENOTFOUND, "%s: tensor %s%s is missing", m->info.dir,
+        return tl_err_set(err, TL_ENOTFOUND, "tensor %s%s is missing from the safetensors files",
                           tl_model_prefix(m), name);
     if (!is_float_dt(t->dtype) || t->ndim != 1 || t->shape[0] != n) {
         char exp[64];
