@@ -1,9 +1,71 @@
-/* cmd_detokenize.c — `tallow detokenize`: not built yet; this file is replaced by its module's work. */
+/* cmd_detokenize.c — `tallow detokenize (--model M | --tokenizer FILE) --ids 1,2,3
+ * [--skip-special]`: token ids -> text on stdout (exactly the decoded bytes, no newline added;
+ * invalid UTF-8 from cut tokens comes out as U+FFFD, as Hugging Face decodes it). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
 
+static void usage(FILE *f) {
+    fputs("usage: tallow detokenize (--model DIR|REPO | --tokenizer FILE) --ids 1,2,3 "
+          "[--skip-special]\n", f);
+}
+
 int cmd_detokenize(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    cli_error("'detokenize' is not available in this build yet");
-    return 2;
+    const char *model = NULL, *file = NULL, *ids_arg = NULL;
+    int skip = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--skip-special")) skip = 1;
+        else if (!strcmp(a, "--model") && has) model = argv[++i];
+        else if (!strcmp(a, "--tokenizer") && has) file = argv[++i];
+        else if (!strcmp(a, "--ids") && has) ids_arg = argv[++i];
+        else {
+            cli_error("detokenize: unknown or incomplete flag '%s'", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!!model == !!file) {
+        cli_error("detokenize: give exactly one of --model and --tokenizer");
+        return 2;
+    }
+    if (!ids_arg) {
+        cli_error("detokenize: --ids is required");
+        return 2;
+    }
+    int32_t *ids;
+    int n = cli_parse_ids(ids_arg, "--ids", &ids);
+    if (n < 0) return 2;
+    tl_tokenizer *tok;
+    tl_err err = {0};
+    int rc;
+    if (file) rc = tl_tok_load(file, &tok, &err);
+    else {
+        char dir[4096];
+        rc = tl_model_locate(model, NULL, dir, sizeof dir, &err);
+        if (!rc) rc = tl_tok_load_dir(dir, &tok, &err);
+    }
+    if (rc) {
+        cli_error("%s", err.msg);
+        free(ids);
+        return 1;
+    }
+    char *text;
+    size_t len;
+    rc = tl_tok_decode(tok, ids, (size_t)n, skip, &text, &len, &err);
+    free(ids);
+    tl_tok_free(tok);
+    if (rc) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    fwrite(text, 1, len, stdout);
+    free(text);
+    return fflush(stdout) ? 1 : 0;
 }

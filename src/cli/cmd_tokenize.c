@@ -1,9 +1,121 @@
-/* cmd_tokenize.c — `tallow tokenize`: not built yet; this file is replaced by its module's work. */
+/* cmd_tokenize.c — `tallow tokenize (--model M | --tokenizer FILE) [--no-special]
+ * [--format text|json] [--text T]`: text (from --text, else all of stdin) -> token ids, printed
+ * space-separated on one line, or as {"ids": [...]} with --format json. Special tokens (the
+ * post-processor's, e.g. Llama 3's <|begin_of_text|>) are added unless --no-special. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
 
+#define STDIN_MAX (1u << 30)
+
+static void usage(FILE *f) {
+    fputs("usage: tallow tokenize (--model DIR|REPO | --tokenizer FILE) [--no-special]\n"
+          "                       [--format text|json] [--text T]   (text from stdin otherwise)\n",
+          f);
+}
+
+/* Load from --tokenizer FILE, or from --model (a directory or a repo id in the HF cache). */
+static int load_tok(const char *model, const char *file, tl_tokenizer **tok) {
+    tl_err err = {0};
+    int rc;
+    if (file) rc = tl_tok_load(file, tok, &err);
+    else {
+        char dir[4096];
+        rc = tl_model_locate(model, NULL, dir, sizeof dir, &err);
+        if (!rc) rc = tl_tok_load_dir(dir, tok, &err);
+    }
+    if (rc) cli_error("%s", err.msg);
+    return rc;
+}
+
+static char *read_stdin(size_t *n) {
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (len == cap) {
+            if (cap >= STDIN_MAX) {
+                cli_error("stdin is over %u bytes", STDIN_MAX);
+                free(buf);
+                return NULL;
+            }
+            char *b = realloc(buf, cap * 2);
+            if (!b) break;
+            buf = b, cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, stdin);
+        len += got;
+        if (got == 0) {
+            if (ferror(stdin)) {
+                cli_error("reading stdin failed");
+                free(buf);
+                return NULL;
+            }
+            *n = len;
+            return buf;
+        }
+    }
+    free(buf);
+    cli_error("out of memory reading stdin");
+    return NULL;
+}
+
 int cmd_tokenize(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    cli_error("'tokenize' is not available in this build yet");
-    return 2;
+    const char *model = NULL, *file = NULL, *text = NULL, *format = "text";
+    int special = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--no-special")) special = 0;
+        else if (!strcmp(a, "--model") && has) model = argv[++i];
+        else if (!strcmp(a, "--tokenizer") && has) file = argv[++i];
+        else if (!strcmp(a, "--text") && has) text = argv[++i];
+        else if (!strcmp(a, "--format") && has) format = argv[++i];
+        else {
+            cli_error("tokenize: unknown or incomplete flag '%s'", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!!model == !!file) {
+        cli_error("tokenize: give exactly one of --model and --tokenizer");
+        return 2;
+    }
+    if (strcmp(format, "text") && strcmp(format, "json")) {
+        cli_error("tokenize: --format must be text or json, got '%s'", format);
+        return 2;
+    }
+    tl_tokenizer *tok;
+    if (load_tok(model, file, &tok)) return 1;
+    size_t len;
+    char *owned = NULL;
+    if (text) len = strlen(text);
+    else {
+        owned = read_stdin(&len);
+        if (!owned) {
+            tl_tok_free(tok);
+            return 1;
+        }
+        text = owned;
+    }
+    int32_t *ids;
+    size_t n;
+    tl_err err = {0};
+    int rc = tl_tok_encode(tok, text, len, special ? TL_TOK_ADD_SPECIAL : 0, &ids, &n, &err);
+    free(owned);
+    tl_tok_free(tok);
+    if (rc) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    int json = !strcmp(format, "json");
+    fputs(json ? "{\"ids\": [" : "", stdout);
+    for (size_t i = 0; i < n; i++) printf(i ? (json ? ", %d" : " %d") : "%d", ids[i]);
+    fputs(json ? "]}\n" : "\n", stdout);
+    free(ids);
+    return fflush(stdout) ? 1 : 0;
 }
