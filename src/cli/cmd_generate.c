@@ -422,7 +422,11 @@ int cli_model_prepare(cli_model *m, const cli_gen_args *a) {
             cli_error("tokenizer of %s: %s", m->dir, err.msg);
             return 1;
         }
-        if ((rc = tl_chat_template_load(m->dir, &m->tpl, &m->bos, &m->eos, &err))) {
+        rc = tl_chat_template_load(m->dir, &m->tpl, &m->bos, &m->eos, &err);
+        if (rc == -TL_ENOTFOUND) { /* no template: said when one is needed */
+            free(m->tpl), free(m->bos), free(m->eos);
+            m->tpl = m->bos = m->eos = NULL;
+        } else if (rc) {
             cli_error("chat template of %s: %s", m->dir, err.msg);
             return 1;
         }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# test_generate.sh — `tallow generate` end to end on the tiny Llama (tests/data/llama/llama-a)
+# with the 256-id test tokenizer and template (tests/data/sample/tok256): mlx-lm's output lines
+# with the right counts, --format json, seeds, stop strings, extra eos ids, thinking display,
+# and one-line errors with exit code 2.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TALLOW_BIN:-build/tallow}
+MODEL=tests/data/llama/llama-a/bf16
+TOK=tests/data/sample/tok256
+[ -x "$BIN" ] || { echo "SKIPPED: no tallow binary at $BIN"; exit 77; }
+[ -f $MODEL/model.safetensors ] && [ -f $TOK/tokenizer.json ] || { echo "SKIPPED: tiny model missing"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIPPED: python3 needed to read JSON"; exit 77; }
+
+T=$(mktemp -d /tmp/tallow-gen-sh-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+mkdir -p "$T/m" "$T/notpl"
+for f in $MODEL/config.json $MODEL/model.safetensors $TOK/tokenizer.json $TOK/tokenizer_config.json; do
+    ln -s "$PWD/$f" "$T/m/"
+done
+for f in $MODEL/config.json $MODEL/model.safetensors $TOK/tokenizer.json; do ln -s "$PWD/$f" "$T/notpl/"; done
+M="$T/m"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+json() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+
+# --- errors: one line on stderr, exit 2 ---
+expect_usage_error() { # what, grep pattern, args...
+    local what=$1 pat=$2; shift 2
+    "$BIN" generate "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    check "[ $rc = 2 ]" "$what: exit $rc, expected 2"
+    check "[ \$(wc -l <\"$T/err\") = 1 ] && grep -q -- \"$pat\" \"$T/err\"" "$what: stderr: $(cat "$T/err")"
+}
+# one thread: the tiny model gains nothing from more, and the test machine is shared
+gen() { "$BIN" generate --threads 1 "$@"; }
+expect_usage_error "unknown flag" "unknown flag '--bogus'" --model "$M" --bogus
+expect_usage_error "negative temp" "--temp" --model "$M" --temp -0.5
+expect_usage_error "top-p 0" "--top-p must be in (0, 1]" --model "$M" --top-p 0
+expect_usage_error "top-p > 1" "--top-p" --model "$M" --top-p 1.5
+expect_usage_error "min-p > 1" "--min-p" --model "$M" --min-p 1.2
+expect_usage_error "no model" "no model given" -p hi
+expect_usage_error "missing model" "not" --model "$T/does-not-exist"
+expect_usage_error "no template" "has no chat template" --model "$T/notpl" -p hi
+expect_usage_error "no tokenizer" "prompt-ids" --model "$MODEL" -p hi
+expect_usage_error "bad logit bias" "logit-bias" --model "$M" --logit-bias 'x:1'
+expect_usage_error "bias id outside vocab" "outside the vocabulary" --model "$M" --logit-bias '{"999": 1}'
+expect_usage_error "bad template config" "chat-template-config" --model "$M" --chat-template-config '[1]'
+expect_usage_error "unknown preset" "unknown preset" --model "$M" --preset nope
+expect_usage_error "prompt id outside vocab" "outside the vocabulary" --model "$M" --prompt-ids 1,300
+
+# --- issue 2's JSON contract with --prompt-ids ---
+gen --model "$MODEL" --prompt-ids 1,5,9,14 -m 7 --temp 0 --format json >"$T/a.json" 2>"$T/err"
+check "[ $? = 0 ]" "prompt-ids json run failed: $(cat "$T/err")"
+check "[ \"\$(json $T/a.json 'd[\"prompt_ids\"]')\" = '[1, 5, 9, 14]' ]" "prompt_ids echoed"
+check "[ \"\$(json $T/a.json 'len(d[\"generated_ids\"])')\" = 7 ]" "7 generated ids"
+check "[ \"\$(json $T/a.json 'd[\"finish_reason\"]')\" = length ]" "finish_reason length"
+check "[ \"\$(json $T/a.json 'd[\"timings\"][\"prompt_tokens\"], d[\"timings\"][\"generation_tokens\"]')\" = '4 7' ]" "timing counts"
+check "[ \"\$(json $T/a.json 'all(k in d[\"timings\"] for k in (\"prompt_tps\",\"generation_tps\",\"ttft_ms\",\"peak_memory_bytes\")) and d[\"timings\"][\"peak_memory_bytes\"] > 0')\" = True ]" "timings fields"
+# greedy is deterministic: the same ids again, also with --threads 1
+gen --model "$MODEL" --prompt-ids 1,5,9,14 -m 7 --temp 0 --format json --threads 2 >"$T/b.json"
+check "[ \"\$(json $T/a.json 'd[\"generated_ids\"]')\" = \"\$(json $T/b.json 'd[\"generated_ids\"]')\" ]" "greedy repeats"
+
+# --- seeds ---
+run_seed() { gen --model "$M" -p "Tell me a story" -m 16 --temp 1.0 --seed "$1" --format json >"$2"; }
+run_seed 7 "$T/s1.json"; run_seed 7 "$T/s2.json"; run_seed 8 "$T/s3.json"
+check "[ \"\$(json $T/s1.json 'd[\"generated_ids\"]')\" = \"\$(json $T/s2.json 'd[\"generated_ids\"]')\" ]" "same seed, same tokens"
+check "[ \"\$(json $T/s1.json 'd[\"generated_ids\"]')\" != \"\$(json $T/s3.json 'd[\"generated_ids\"]')\" ]" "other seed, other tokens"
+check "[ \"\$(json $T/s1.json 'd[\"seed\"]')\" = 7 ]" "seed reported"
+
+# --- text output: mlx-lm's frame and lines, counts that match the JSON run ---
+gen --model "$M" -p "Hello world" -m 12 --temp 0 >"$T/text" 2>"$T/err"
+check "[ $? = 0 ]" "text run failed: $(cat "$T/err")"
+gen --model "$M" -p "Hello world" -m 12 --temp 0 --format json >"$T/h.json"
+np=$(json "$T/h.json" 'len(d["prompt_ids"])')
+check "[ \"\$(head -1 $T/text)\" = ========== ]" "first line is =========="
+check "[ \"\$(grep -c '^==========\$' $T/text)\" = 2 ]" "two separator lines"
+check "grep -Eq '^Prompt: $np tokens, [0-9]+\.[0-9]{3} tokens-per-sec\$' $T/text" "Prompt line with $np tokens: $(grep Prompt "$T/text")"
+check "grep -Eq '^Generation: 12 tokens, [0-9]+\.[0-9]{3} tokens-per-sec\$' $T/text" "Generation line"
+check "grep -Eq '^Peak memory: [0-9]+\.[0-9]{3} GB\$' $T/text" "Peak memory line"
+check "grep -Eq '^Time to first token: [0-9]+\.[0-9]{3} s\$' $T/text" "ttft line"
+# the template opens <think>: reasoning is shown under a header, or hidden
+check "grep -q '^Thinking:' $T/text" "reasoning shown under Thinking:"
+gen --model "$M" -p "Hello world" -m 12 --temp 0 --hide-thinking >"$T/hide"
+check "! grep -q 'Thinking:' $T/hide" "--hide-thinking hides it"
+check "[ \"\$(json $T/h.json 'd[\"reasoning\"] == d[\"text\"] and d[\"content\"] == \"\"')\" = True ]" "json: the open think block is reasoning"
+gen --model "$M" -p "Hello world" -m 12 --temp 0 --thinking off --format json >"$T/off.json"
+check "[ \"\$(json $T/off.json 'len(d[\"prompt_ids\"]) > $np and d[\"reasoning\"] is None')\" = True ]" "--thinking off pre-closes the block"
+# --verbose false: the text only
+gen --model "$M" -p "Hello world" -m 12 --temp 0 --verbose false >"$T/quiet"
+check "! grep -q '==========\|Prompt:' $T/quiet" "--verbose false prints the text only"
+# stdin prompt, and --ignore-chat-template on a directory without a template
+printf "Hello world" | gen --model "$M" -p - -m 12 --temp 0 --format json >"$T/stdin.json"
+check "[ \"\$(json $T/stdin.json 'd[\"generated_ids\"]')\" = \"\$(json $T/h.json 'd[\"generated_ids\"]')\" ]" "-p - reads stdin"
+gen --model "$T/notpl" -p "Hello world" --ignore-chat-template -m 4 --format json >"$T/raw.json"
+check "[ \$? = 0 ] && [ \"\$(json $T/raw.json 'len(d[\"prompt_ids\"])')\" -lt $np ]" "--ignore-chat-template tokenizes the raw prompt"
+
+# --- stop strings and extra eos ids ---
+gen --model "$M" -p "Hello world" -m 24 --temp 0 --thinking off --format json >"$T/g.json"
+stop=$(json "$T/g.json" 'd["text"][5:9]')
+gen --model "$M" -p "Hello world" -m 24 --temp 0 --thinking off --format json --stop "$stop" >"$T/st.json"
+check "[ \"\$(json $T/st.json 'd[\"finish_reason\"]')\" = stop ]" "stop string ends with finish_reason stop"
+check "[ \"\$(python3 -c \"import json; a=json.load(open('$T/g.json'))['text']; b=json.load(open('$T/st.json'))['text']; s=a[5:9]; print(b == a[:a.index(s)])\")\" = True ]" "text ends before the stop string"
+eos=$(json "$T/g.json" 'd["generated_ids"][6]')
+first=$(json "$T/g.json" "d['generated_ids'].index($eos)")
+gen --model "$M" -p "Hello world" -m 24 --temp 0 --thinking off --extra-eos-token "$eos" >"$T/eos" 2>&1
+check "grep -Eq '^Generation: $((first + 1)) tokens' $T/eos" "extra eos id ends generation and counts as generated: $(grep Generation "$T/eos")"
+gen --model "$M" -p "Hello world" -m 24 --temp 0 --thinking off --extra-eos-token "$eos" --format json >"$T/eos.json"
+check "[ \"\$(json $T/eos.json 'd[\"finish_reason\"], d[\"generated_ids\"][-1]')\" = \"stop $eos\" ]" "eos: finish stop, eos id last"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
