@@ -296,9 +296,12 @@ static void test_attention(tl_backend *be, tl_backend *ref, const char *isa) {
 }
 
 /* Gated DeltaNet conv + rule over 2 slots (a 5-token prefill and a decode row), twice so the
- * state carries over, then state clear. Hk 2, Hv 4 (ratio 2), dk 32, dv 48. */
-static void test_gdn(tl_backend *be, tl_backend *ref, const char *isa) {
-    enum { HK = 2, HV = 4, DK = 32, DV = 48, KC = 4, C = 2 * HK * DK + HV * DV, R = 6, SL = 2 };
+ * state carries over, then state clear. Shapes: Hk 2, Hv 4 (ratio 2), dk 32, dv 48 (odd
+ * column blocks) and the real Hk 2, Hv 2, dk = dv = 128. HV <= 8. */
+static void test_gdn(tl_backend *be, tl_backend *ref, const char *isa, const int HK, const int HV, const int DK,
+                     const int DV) {
+    enum { KC = 4, R = 6, SL = 2 };
+    const int C = 2 * HK * DK + HV * DV;
     tl_gdn_state st = {.max_slots = SL, .conv_dim = C, .conv_k = KC, .n_v_heads = HV, .n_k_heads = HK, .dk = DK, .dv = DV};
     tl_gdn_state sr = st;
     size_t cn = (size_t)SL * (KC - 1) * C, rn = (size_t)SL * HV * DK * DV;
@@ -309,7 +312,7 @@ static void test_gdn(tl_backend *be, tl_backend *ref, const char *isa) {
     int32_t slot[R] = {0, 0, 0, 0, 0, 1}, pos[R] = {0, 1, 2, 3, 4, 0};
     tl_rows rows = {.n = R, .slot = slot, .pos = pos};
     float *w = malloc((size_t)C * KC * 4), *x = malloc((size_t)R * C * 4), *xr = malloc((size_t)R * C * 4);
-    float a[R * HV], b[R * HV], alog[HV], dtb[HV];
+    float a[R * 8], b[R * 8], alog[8], dtb[8];
     float *o = malloc((size_t)R * HV * DV * 4), *orf = malloc((size_t)R * HV * DV * 4);
     fill_x(w, (size_t)C * KC);
     for (int i = 0; i < HV; i++) alog[i] = 0.5f * rnd_f(), dtb[i] = rnd_f();
@@ -377,7 +380,8 @@ int main(void) {
             }
             test_ops(be, ref, isa);
             test_attention(be, ref, isa);
-            test_gdn(be, ref, isa);
+            test_gdn(be, ref, isa, 2, 4, 32, 48);
+            test_gdn(be, ref, isa, 2, 2, 128, 128);
             be->destroy(be);
         }
     }

@@ -81,6 +81,10 @@ typedef struct tl_cpu_kern {
     /* Quantize activation rows for the QR16 path (same contract as tl_cpu_xq_rows). */
     void (*xq_rows)(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2, float *d,
                     float *s);
+    /* One Gated DeltaNet token for one head, state S[dk][dv] in place: S *= alpha; m = Sᵀk;
+     * delta = beta (v - m); S += k deltaᵀ; o = Sᵀq. tmp: dv floats. */
+    void (*gdn_step)(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
+                     const float *v, float *o, float *tmp);
     void (*swiglu)(float *y, const float *g, const float *u, size_t n); /* y = silu(g) * u */
     void (*mul_sigmoid)(float *y, const float *g, size_t n);           /* y *= sigmoid(g) */
 } tl_cpu_kern;
@@ -105,6 +109,9 @@ void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q,
 void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out);
 /* Row r of an MLX affine matrix described by d (any bits) as f32, from the file layout. */
 void tl_cpu_affine_row(const tl_wdesc *d, int r, float *out);
+/* The portable Gated DeltaNet step (the contract of tl_cpu_kern.gdn_step). */
+void tl_cpu_gdn_step(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
+                     const float *v, float *o, float *tmp);
 /* Scale/bias value i of a run of dtype sdt. */
 float tl_cpu_half_get(const void *p, int sdt, size_t i);
 

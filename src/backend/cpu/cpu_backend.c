@@ -543,20 +543,8 @@ static void job_gdn_rule(void *p, int ith, int nth) {
             float g = -expf(j->a_log[h]) * softplus1(j->a[(size_t)r * Hv + h] + j->dt_bias[h]);
             float alpha = expf(g);
             float *S = st->rec + ((size_t)j->rows->slot[r] * Hv + h) * (size_t)dk * dv;
-            memset(m, 0, (size_t)dv * sizeof(float));
-            for (int i = 0; i < dk; i++) {
-                float *Si = S + (size_t)i * dv;
-                k->scale(Si, alpha, dv);
-                k->axpy(m, kn[i], Si, dv);
-            }
-            for (int i = 0; i < dv; i++) m[i] = beta * (v[i] - m[i]); /* delta */
             float *o = j->out + (size_t)r * Hv * dv + (size_t)h * dv;
-            memset(o, 0, (size_t)dv * sizeof(float));
-            for (int i = 0; i < dk; i++) {
-                float *Si = S + (size_t)i * dv;
-                k->axpy(Si, kn[i], m, dv);
-                k->axpy(o, qn[i], Si, dv);
-            }
+            k->gdn_step(S, dk, dv, alpha, beta, kn, qn, v, o, m);
         }
     }
 }

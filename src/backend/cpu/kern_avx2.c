@@ -126,6 +126,7 @@ static const tl_cpu_kern kern_avx2 = {
     .axpy = avx2_axpy,
     .scale = avx2_scale,
     .xq_rows = tl_cpu_xq_rows,
+    .gdn_step = tl_cpu_gdn_step,
     .swiglu = avx2_swiglu,
     .mul_sigmoid = avx2_mul_sigmoid,
 };

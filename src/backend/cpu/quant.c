@@ -228,6 +228,27 @@ static void scalar_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy,
     }
 }
 
+void tl_cpu_gdn_step(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
+                     const float *v, float *o, float *tmp) {
+    memset(tmp, 0, (size_t)dv * sizeof(float));
+    for (int i = 0; i < dk; i++) {
+        float *Si = S + (size_t)i * dv;
+        for (int j = 0; j < dv; j++) {
+            Si[j] *= alpha;
+            tmp[j] += k[i] * Si[j];
+        }
+    }
+    for (int j = 0; j < dv; j++) tmp[j] = beta * (v[j] - tmp[j]);
+    memset(o, 0, (size_t)dv * sizeof(float));
+    for (int i = 0; i < dk; i++) {
+        float *Si = S + (size_t)i * dv;
+        for (int j = 0; j < dv; j++) {
+            Si[j] += k[i] * tmp[j];
+            o[j] += q[i] * Si[j];
+        }
+    }
+}
+
 static void scalar_swiglu(float *y, const float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = g[i] / (1.f + expf(-g[i])) * u[i];
 }
@@ -244,6 +265,7 @@ const tl_cpu_kern tl_cpu_kern_scalar = {
     .axpy = scalar_axpy,
     .scale = scalar_scale,
     .xq_rows = tl_cpu_xq_rows,
+    .gdn_step = tl_cpu_gdn_step,
     .swiglu = scalar_swiglu,
     .mul_sigmoid = scalar_mul_sigmoid,
 };
