@@ -39,7 +39,8 @@ static void serve_usage(FILE *f) {
             "  --reasoning-field reasoning_content|reasoning|both\n"
             "                        where the model's thinking goes (default reasoning_content)\n"
             "  --keepalive-ms N      SSE keepalive comment interval while prefilling (2000)\n"
-            "  --mock-forward-us N   @mock: cost of one forward pass (default 2000)\n\n"
+            "  --mock-forward-us N   @mock: cost of one forward pass (default 2000)\n"
+            "  --mock-load-ms N      @mock: time it takes to load (default 0)\n\n"
             "Thinking: the chat template's default applies (Qwen3.5-4B thinks, Qwen3.5-2B does\n"
             "not); per request, reasoning_effort \"none\" or chat_template_kwargs\n"
             "{\"enable_thinking\": false} turns it off. Thinking goes to reasoning_content.\n");
@@ -92,6 +93,7 @@ int cmd_serve(int argc, char **argv) {
         INTFLAG("--prefill-chunk", 1, 1 << 16, o.prefill_chunk)
         INTFLAG("--keepalive-ms", 10, 600000, o.keepalive_ms)
         INTFLAG("--mock-forward-us", 0, 10000000, o.mock.forward_us)
+        INTFLAG("--mock-load-ms", 0, 600000, o.mock.load_ms)
         INTFLAG("--timeout", 1, 86400, o.timeout_s)
         if (!val && a[0] == '-') {
             cli_error("%s needs a value (tallow serve --help)", a);

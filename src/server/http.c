@@ -292,8 +292,8 @@ static void split_out(void *ctx, int is_reasoning, const char *t, size_t n) {
     else buf_add(&c->d_content, &c->n_content, &c->cap_content, t, n);
 }
 
-static const char *finish_str(tl_finish f) {
-    return f == TL_FINISH_LENGTH ? "length" : "stop";
+static const char *finish_str(tl_srv_finish f) {
+    return f == TL_SRV_FIN_LENGTH ? "length" : "stop";
 }
 
 /* Tool calls in the answer: Qwen's <tool_call> XML / JSON, Llama 3's JSON. Returns the parsed
@@ -306,7 +306,7 @@ static enum MHD_Result finish_plain(conn *c) {
     tl_seq *q = c->seq;
     server *s = c->srv;
     /* the sequence is done: its fields are stable */
-    if (q->finish == TL_FINISH_ERROR)
+    if (q->finish == TL_SRV_FIN_ERROR)
         return fail(c, 500, "server_error", "engine_error", NULL, "generation failed: %s", q->err);
     json_t *choice;
     if (c->chat) {
@@ -416,7 +416,7 @@ static void stream_produce(conn *c, int done) {
         c->text_sent = text_to;
     }
     if (!done) return;
-    if (q->finish == TL_FINISH_ERROR || q->finish == TL_FINISH_CANCELLED) {
+    if (q->finish == TL_SRV_FIN_ERROR || q->finish == TL_SRV_FIN_CANCELLED) {
         tl_api_err e;
         tl_api_err_set(&e, 500, "server_error", "engine_error", NULL, "generation failed: %s",
                        q->err);
@@ -803,7 +803,7 @@ void tl_server_opts_default(tl_server_opts *o) {
     o->reasoning_field = TL_REASONING_CONTENT;
     o->keepalive_ms = 2000;
     o->timeout_s = 60;
-    o->mock = (tl_mock_opts){512, 4096, 64, 2000, 20};
+    o->mock = (tl_mock_opts){512, 4096, 64, 2000, 20, 0};
     o->prefix_cache_bytes = 256ll << 20;
 }
 

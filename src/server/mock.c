@@ -271,6 +271,10 @@ int tl_mock_open(tl_srv_model **out, const tl_mock_opts *o, tl_err *err) {
         return tl_err_set(err, TL_ENOMEM, "mock: no memory");
     }
     k->o = *o;
+    if (o->load_ms > 0) {
+        struct timespec ts = {o->load_ms / 1000, (long)(o->load_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     snprintf(m->name, sizeof m->name, "@mock");
     m->vocab_size = o->vocab_size;
     m->ctx_len = o->ctx_len;

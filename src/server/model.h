@@ -60,6 +60,7 @@ typedef struct tl_mock_opts {
     int max_slots;
     int forward_us;     /* cost of one forward pass (microseconds), like reading the weights */
     int row_us;         /* added cost per row */
+    int load_ms;        /* time "loading" takes (tests of /health while loading) */
 } tl_mock_opts;
 
 int tl_mock_open(tl_srv_model **out, const tl_mock_opts *o, tl_err *err);

@@ -201,7 +201,7 @@ void tl_sched_release(tl_sched *s, tl_seq *q) {
 /* ---- engine thread ---- */
 
 /* With s->mu held: the sequence is finished; wake its reader and drop the engine's reference. */
-static void seq_finish(tl_sched *s, tl_seq *q, tl_finish why, const char *msg) {
+static void seq_finish(tl_sched *s, tl_seq *q, tl_srv_finish why, const char *msg) {
     if (q->slot >= 0) {
         s->m->slot_release(s->m, q->slot);
         q->slot = -1;
@@ -212,8 +212,8 @@ static void seq_finish(tl_sched *s, tl_seq *q, tl_finish why, const char *msg) {
     int64_t need = s->m->seq_bytes ? s->m->seq_bytes(s->m, q->n_prompt + q->max_new) : 0;
     s->reserved -= need;
     pthread_mutex_lock(&s->metrics->mu);
-    if (why == TL_FINISH_CANCELLED) s->metrics->cancelled++;
-    if (why == TL_FINISH_STOP || why == TL_FINISH_LENGTH)
+    if (why == TL_SRV_FIN_CANCELLED) s->metrics->cancelled++;
+    if (why == TL_SRV_FIN_STOP || why == TL_SRV_FIN_LENGTH)
         tl_hist_add(&s->metrics->e2e, (double)(tl_now_ns() - q->t_arrive_ns) / 1e9);
     pthread_mutex_unlock(&s->metrics->mu);
     pthread_cond_broadcast(&q->cv);
@@ -312,13 +312,13 @@ static int seq_step(tl_sched *s, tl_seq *q, float *logits, tl_err *err) {
     q->n_gen++;
     q->last_tok = tok;
     uint64_t now = tl_now_ns();
-    tl_finish fin = TL_FINISH_NONE;
+    tl_srv_finish fin = TL_SRV_FIN_NONE;
     const char *emit = NULL;
     size_t emit_len = 0;
     char flushbuf[8];
     int eog = s->m->is_eog(s->m, tok);
     if (eog) {
-        fin = TL_FINISH_STOP;
+        fin = TL_SRV_FIN_STOP;
     } else if (!s->m->is_special(s->m, tok)) {
         size_t bl = 0;
         const char *b = s->m->token_bytes(s->m, tok, &bl);
@@ -331,7 +331,7 @@ static int seq_step(tl_sched *s, tl_seq *q, float *logits, tl_err *err) {
             size_t tot = q->n_pend + bl;
             char *dst = tot <= sizeof tmp ? tmp : (heap = malloc(tot));
             if (!dst) {
-                q->finish = TL_FINISH_ERROR;
+                q->finish = TL_SRV_FIN_ERROR;
                 snprintf(q->err, sizeof q->err, "no memory for token text");
                 return 1;
             }
@@ -347,7 +347,7 @@ static int seq_step(tl_sched *s, tl_seq *q, float *logits, tl_err *err) {
         memcpy(newpend, src + ok, rest);
         if (q->stop) {
             int m = tl_stop_feed(q->stop, src, ok, &emit, &emit_len, err);
-            if (m == 1) fin = TL_FINISH_STOP, rest = 0;
+            if (m == 1) fin = TL_SRV_FIN_STOP, rest = 0;
         } else {
             /* emit points into src: copy it before src goes away */
             emit = src;
@@ -361,10 +361,10 @@ static int seq_step(tl_sched *s, tl_seq *q, float *logits, tl_err *err) {
         emit_len = 0;
         free(heap);
     }
-    if (fin == TL_FINISH_NONE && q->n_gen >= q->max_new) fin = TL_FINISH_LENGTH;
-    if (fin == TL_FINISH_NONE && q->n_prompt + q->n_gen >= s->m->ctx_len) fin = TL_FINISH_LENGTH;
+    if (fin == TL_SRV_FIN_NONE && q->n_gen >= q->max_new) fin = TL_SRV_FIN_LENGTH;
+    if (fin == TL_SRV_FIN_NONE && q->n_prompt + q->n_gen >= s->m->ctx_len) fin = TL_SRV_FIN_LENGTH;
     pthread_mutex_lock(&s->mu);
-    if (fin != TL_FINISH_NONE && !(fin == TL_FINISH_STOP && !eog)) {
+    if (fin != TL_SRV_FIN_NONE && !(fin == TL_SRV_FIN_STOP && !eog)) {
         /* flush what the stop matcher and the UTF-8 joiner still hold */
         if (q->stop) {
             tl_stop_flush(q->stop, &emit, &emit_len);
@@ -386,7 +386,7 @@ static int seq_step(tl_sched *s, tl_seq *q, float *logits, tl_err *err) {
     else tl_hist_add(&s->metrics->tpot, (double)(now - q->t_last_ns) / 1e9);
     pthread_mutex_unlock(&s->metrics->mu);
     q->t_last_ns = now;
-    if (fin != TL_FINISH_NONE) {
+    if (fin != TL_SRV_FIN_NONE) {
         pthread_mutex_lock(&s->mu);
         q->finish = fin;
         pthread_mutex_unlock(&s->mu);
@@ -411,7 +411,7 @@ static void *engine_main(void *arg) {
             tl_seq *q = s->running[i];
             if (q->cancelled) {
                 remove_running(s, i);
-                seq_finish(s, q, TL_FINISH_CANCELLED, "cancelled: the client went away");
+                seq_finish(s, q, TL_SRV_FIN_CANCELLED, "cancelled: the client went away");
             } else {
                 i++;
             }
@@ -424,7 +424,7 @@ static void *engine_main(void *arg) {
                 s->q_head = q->next;
                 if (!s->q_head) s->q_tail = NULL;
                 s->q_len--;
-                seq_finish(s, q, TL_FINISH_CANCELLED, "cancelled while queued");
+                seq_finish(s, q, TL_SRV_FIN_CANCELLED, "cancelled while queued");
                 continue;
             }
             int slot = m->slot_acquire(m, &err);
@@ -437,7 +437,7 @@ static void *engine_main(void *arg) {
             int rc = seq_start(s, q, &err);
             pthread_mutex_lock(&s->mu);
             if (rc < 0) {
-                seq_finish(s, q, TL_FINISH_ERROR, err.msg);
+                seq_finish(s, q, TL_SRV_FIN_ERROR, err.msg);
                 continue;
             }
             q->phase = PH_PREFILL;
@@ -496,7 +496,7 @@ static void *engine_main(void *arg) {
                         remove_running(s, j);
                         break;
                     }
-                seq_finish(s, q, TL_FINISH_ERROR, err.msg);
+                seq_finish(s, q, TL_SRV_FIN_ERROR, err.msg);
             }
             continue;
         }
@@ -528,13 +528,13 @@ static void *engine_main(void *arg) {
     /* shutting down: finish everything */
     while (s->n_running) {
         tl_seq *q = s->running[--s->n_running];
-        seq_finish(s, q, TL_FINISH_ERROR, "the server is shutting down");
+        seq_finish(s, q, TL_SRV_FIN_ERROR, "the server is shutting down");
     }
     while (s->q_head) {
         tl_seq *q = s->q_head;
         s->q_head = q->next;
         s->q_len--;
-        seq_finish(s, q, TL_FINISH_ERROR, "the server is shutting down");
+        seq_finish(s, q, TL_SRV_FIN_ERROR, "the server is shutting down");
     }
     s->q_tail = NULL;
     pthread_mutex_unlock(&s->mu);

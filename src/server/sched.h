@@ -32,12 +32,12 @@ typedef struct tl_tok_event {
 } tl_tok_event;
 
 typedef enum {
-    TL_FINISH_NONE = 0,
-    TL_FINISH_STOP,      /* end-of-generation token or a stop string */
-    TL_FINISH_LENGTH,    /* max_tokens or the context */
-    TL_FINISH_ERROR,     /* the engine failed; err holds why */
-    TL_FINISH_CANCELLED,
-} tl_finish;
+    TL_SRV_FIN_NONE = 0,
+    TL_SRV_FIN_STOP,      /* end-of-generation token or a stop string */
+    TL_SRV_FIN_LENGTH,    /* max_tokens or the context */
+    TL_SRV_FIN_ERROR,     /* the engine failed; err holds why */
+    TL_SRV_FIN_CANCELLED,
+} tl_srv_finish;
 
 typedef struct tl_seq {
     /* set before submit, read-only after */
@@ -59,7 +59,7 @@ typedef struct tl_seq {
     int n_fed;               /* prompt tokens read so far (prefill progress) */
     int cached_tokens;       /* prompt tokens reused from the prefix cache */
     int done;
-    tl_finish finish;
+    tl_srv_finish finish;
     char err[512];
     int cancelled;
     int refs;
