@@ -11,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Until src/model/qwen35.c lands the reference is weak (NULL when absent); it becomes a plain
- * reference then (a weak one would not pull qwen35.o out of the static library). */
-extern const tl_arch_ops tl_arch_qwen35 __attribute__((weak));
 
 static const char *const k_prefixes[] = {"model.", "model.language_model.", "language_model.model."};
 static const char *const k_root_prefixes[] = {"", "language_model."};
@@ -214,12 +211,7 @@ int tl_model_open(tl_model **out, const char *dir, tl_backend *be, tl_err *err) 
     switch (m->cfg.arch) {
     case TL_ARCH_LLAMA:
     case TL_ARCH_QWEN3: m->arch = &tl_arch_llama; break;
-    case TL_ARCH_QWEN35:
-        if (&tl_arch_qwen35 != NULL) {
-            m->arch = &tl_arch_qwen35;
-            break;
-        }
-        /* fall through */
+    case TL_ARCH_QWEN35: m->arch = &tl_arch_qwen35; break;
     default:
         rc = tl_err_set(err, TL_EUNSUP, "%s/config.json: model_type \"%s\" is not supported", dir,
                         m->cfg.model_type);
