@@ -39,6 +39,11 @@ typedef struct chat {
     int has_last;
 } chat;
 
+static int role_is(json_t *msg, const char *role) {
+    const char *r = json_string_value(json_object_get(msg, "role"));
+    return r && !strcmp(r, role);
+}
+
 static void snaps_clear(chat *c, int keep_upto) {
     int k = 0;
     for (int i = 0; i < c->n_snaps; i++) {
@@ -108,7 +113,7 @@ static int slot_rewind(chat *c, const int32_t *ids, int n) {
 static void chat_reset(chat *c) {
     size_t keep = 0;
     json_t *first = json_array_get(c->history, 0);
-    if (first && !strcmp(json_string_value(json_object_get(first, "role")), "system")) keep = 1;
+    if (first && role_is(first, "system")) keep = 1;
     while (json_array_size(c->history) > keep) json_array_remove(c->history, keep);
     snaps_clear(c, -1);
     tl_err err = {0};
@@ -162,9 +167,9 @@ static int chat_turn(chat *c, const char *user) {
             return rc == 2 ? 0 : rc;
         }
         if ((long)n + reserve <= ctx) break;
-        /* too long: drop the oldest message after the system prompt, never the new one */
+        /* too long: drop the oldest turn after the system prompt, never the new message */
         json_t *first = json_array_get(c->history, 0);
-        size_t from = !strcmp(json_string_value(json_object_get(first, "role")), "system");
+        size_t from = role_is(first, "system");
         if (json_array_size(c->history) <= from + 1) {
             printf("[context: this message alone needs %zu tokens; the context holds %d with "
                    "room for %d to generate. Send something shorter, or restart with a larger "
@@ -174,14 +179,18 @@ static int chat_turn(chat *c, const char *user) {
             free(ids);
             return 0;
         }
+        /* a whole turn: the user message and the replies up to the next user message */
         json_array_remove(c->history, from);
+        while (json_array_size(c->history) > from + 1 &&
+               !role_is(json_array_get(c->history, from), "user"))
+            json_array_remove(c->history, from);
         dropped++;
         free(rendered);
         free(ids);
         rendered = NULL, ids = NULL;
     }
     if (dropped)
-        printf("[context full: dropped the oldest %d message%s to fit %d tokens]\n", dropped,
+        printf("[context full: dropped the oldest %d turn%s to fit %d tokens]\n", dropped,
                dropped == 1 ? "" : "s", ctx);
 
     tl_err err = {0};
