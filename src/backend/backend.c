@@ -7,11 +7,15 @@
 
 #include <string.h>
 
+/* Mapped tensors need not be aligned (safetensors does not pad data offsets), hence memcpy. */
 float tl_dtype_get_f32(tl_dtype t, const void *base, size_t i) {
+    const unsigned char *p = base;
+    uint16_t h;
+    float f;
     switch (t) {
-    case TL_DT_F32: return ((const float *)base)[i];
-    case TL_DT_F16: return tl_f16_to_f32(((const uint16_t *)base)[i]);
-    case TL_DT_BF16: return tl_bf16_to_f32(((const uint16_t *)base)[i]);
+    case TL_DT_F32: memcpy(&f, p + i * 4, 4); return f;
+    case TL_DT_F16: memcpy(&h, p + i * 2, 2); return tl_f16_to_f32(h);
+    case TL_DT_BF16: memcpy(&h, p + i * 2, 2); return tl_bf16_to_f32(h);
     default: return 0.0f; /* model.c admits only the three float dtypes */
     }
 }
