@@ -109,6 +109,26 @@ void tl_config_free(tl_config *cfg);
 /* The quantization of a module path (e.g. "model.layers.0.mlp.gate_proj"). */
 tl_quant tl_config_quant_for(const tl_config *cfg, const char *module);
 
+/* ---- synth.c: random-weight models of real shapes (`tallow synth`) ---- */
+typedef struct tl_synth_opts {
+    const char *like;         /* "qwen3.5-0.8b", "qwen3.5-2b", "qwen3.5-4b", "llama-3.2-3b" */
+    int bits;                 /* 4, 8 (MLX affine, group 64) or 16 (bf16) */
+    uint64_t seed;
+    int layers;               /* 0 = the published depth */
+    const char *out_dir;
+    const char *fixtures_dir; /* where templates/ is; NULL: $TALLOW_SHARED, ../shared/fixtures */
+    void (*progress)(void *ctx, int shard_done, int n_shards);
+    void *progress_ctx;
+} tl_synth_opts;
+typedef struct tl_synth_info {
+    int64_t n_params;         /* of the text model, embedding once */
+    int64_t n_bytes;          /* tensor bytes written */
+    int n_layers, n_tensors, n_shards;
+    int real_template;        /* 1: the family's real chat template was found and written */
+} tl_synth_info;
+int tl_synth_write(const tl_synth_opts *opts, tl_synth_info *info, tl_err *err);
+const char *tl_synth_names(void);
+
 /* ---- Hugging Face cache (locate.c; tl_model_locate / tl_hf_cache_dir are in tallow/engine.h) */
 int tl_hf_repo_id_valid(const char *id);   /* "org/name" with hub-safe characters */
 int tl_hf_revision_valid(const char *rev); /* a ref name or commit hash, no ".." */
