@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "engine/engine.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tallow logits --model M --prompt-ids 1,2,3 --out FILE [--threads N] "
@@ -117,7 +118,7 @@ int cmd_logits(int argc, char **argv) {
     }
     printf("logits: %d prompt tokens, vocab %d, argmax %d (%.6g), max |logit| %.6g, backend %s, "
            "wrote %s\n", n, V, am, (double)logits[am], (double)mx,
-           exact ? "ref" : (tl_engine_device(e) == TL_DEVICE_CUDA ? "cuda" : "cpu"), out);
+           tl_engine_backend(e)->name, out);
     free(logits);
     free(ids);
     tl_engine_close(e);
