@@ -16,7 +16,7 @@
 
 #include "cli/cmd_generate.h"
 
-enum { MAX_SNAPS = 4 };
+enum { MAX_SNAPS = 6 };
 
 typedef struct chat {
     cli_gen_args *a;
@@ -127,7 +127,7 @@ static void chat_reset(chat *c) {
 static int chat_prompt(chat *c, char **rendered, int32_t **ids, size_t *n) {
     char *mj = json_dumps(c->history, JSON_COMPACT);
     if (!mj) return cli_error("your message is not valid UTF-8"), 2;
-    int rc = cli_render(c->m, c->a, mj, c->thinking, rendered);
+    int rc = cli_render(c->m, c->a, mj, c->thinking, 1, rendered);
     free(mj);
     if (rc) return rc;
     tl_err err = {0};
@@ -136,6 +136,32 @@ static int chat_prompt(chat *c, char **rendered, int32_t **ids, size_t *n) {
         return 1;
     }
     return 0;
+}
+
+/* Where the history ends inside the prompt: the ids of the conversation rendered without the
+ * assistant's header, when they are a prefix of ids. The next turn renders this part again the
+ * same way (a template may drop the reasoning of earlier replies, so the header and what
+ * follows it may not come back), which makes it the snapshot to keep. 0 when unknown. */
+static int history_boundary(chat *c, const int32_t *ids, int n) {
+    char *mj = json_dumps(c->history, JSON_COMPACT), *r = NULL;
+    if (!mj) return 0;
+    int b = 0;
+    tl_err err = {0};
+    tl_chat_opts o = {0};
+    o.thinking = c->thinking;
+    o.bos_token = c->m->bos;
+    o.eos_token = c->m->eos;
+    if (tl_chat_render(c->m->tpl, mj, NULL, c->a->template_config, &o, &r, NULL, &err) == 0) {
+        int32_t *h = NULL;
+        size_t hn = 0;
+        if (tl_tok_encode(c->m->tok, r, strlen(r), 0, &h, &hn, &err) == 0 && (int)hn < n &&
+            !memcmp(h, ids, hn * sizeof *h))
+            b = (int)hn;
+        free(h);
+    }
+    free(r);
+    free(mj);
+    return b;
 }
 
 static void print_turn_stats(const tl_gen_stats *st, FILE *f) {
@@ -201,16 +227,21 @@ static int chat_turn(chat *c, const char *user) {
         free(rendered), free(ids);
         return 1;
     }
-    /* recurrent state: prefill all but the last token and keep a snapshot there */
-    if (c->recurrent && c->reuse && cached < (int)n - 1) {
-        tl_batch_seq seq = {c->slot, (int)n - 1 - cached, ids + cached, 0};
-        if (tl_engine_forward(c->m->e, &seq, 1, NULL, &err)) {
-            cli_error("prefill failed: %s", err.msg);
-            free(rendered), free(ids);
-            return 1;
+    /* recurrent state: prefill up to the end of the history and to the last token, keeping a
+     * snapshot at each */
+    if (c->recurrent && c->reuse) {
+        int stops[2] = {history_boundary(c, ids, (int)n), (int)n - 1};
+        for (int k = 0; k < 2; k++) {
+            if (stops[k] <= c->n_slot) continue;
+            tl_batch_seq seq = {c->slot, stops[k] - c->n_slot, ids + c->n_slot, 0};
+            if (tl_engine_forward(c->m->e, &seq, 1, NULL, &err)) {
+                cli_error("prefill failed: %s", err.msg);
+                free(rendered), free(ids);
+                return 1;
+            }
+            c->n_slot = stops[k];
+            snap_take(c);
         }
-        c->n_slot = (int)n - 1;
-        snap_take(c);
     }
     int fed_before = c->n_slot;
     slot_ids_set(c, ids, c->n_slot); /* the slot holds ids[0..n_slot) now */

@@ -530,7 +530,7 @@ void cli_gen_print_settings(FILE *f, const cli_gen_args *a, const tl_sample_para
 }
 
 int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_json,
-               tl_thinking thinking, char **out) {
+               tl_thinking thinking, int add_gen, char **out) {
     *out = NULL;
     if (!m->tpl) {
         cli_error("%s has no chat template (chat_template.jinja or \"chat_template\" in "
@@ -539,7 +539,7 @@ int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_j
         return 2;
     }
     tl_chat_opts o = {0};
-    o.add_generation_prompt = 1;
+    o.add_generation_prompt = add_gen;
     o.thinking = thinking;
     o.bos_token = m->bos;
     o.eos_token = m->eos;
@@ -720,7 +720,7 @@ int cmd_generate(int argc, char **argv) {
                 exit_code = 2;
                 goto out;
             }
-            exit_code = cli_render(&m, &a, mj, a.thinking, &rendered);
+            exit_code = cli_render(&m, &a, mj, a.thinking, 1, &rendered);
             free(mj);
             if (exit_code) goto out;
             text = rendered;

@@ -71,9 +71,10 @@ void cli_model_close(cli_model *m);
 void cli_gen_sampling(const cli_gen_args *a, const cli_model *m, tl_sample_params *out);
 void cli_gen_print_settings(FILE *f, const cli_gen_args *a, const tl_sample_params *p);
 
-/* Render messages_json with the model's template. Returns 0 or an exit code. */
+/* Render messages_json with the model's template (add_gen: end with the assistant's header).
+ * Returns 0 or an exit code. */
 int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_json,
-               tl_thinking thinking, char **out);
+               tl_thinking thinking, int add_gen, char **out);
 
 /* Reasoning display: prints streamed text, reasoning under a "Thinking:" header (dim on a
  * terminal) or not at all with --hide-thinking. */
