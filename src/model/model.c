@@ -96,7 +96,6 @@ int tl_model_linear(tl_model *m, tl_weight *out, const char *module, int root, i
         d->kind = TL_W_DENSE;
         d->dtype = w->dtype;
         d->data = w->data;
-        count_bytes(m, (int64_t)w->nbytes);
     } else {
         snprintf(name, sizeof name, "%s.biases", full);
         const tl_tensor *bi = tl_st_get(m->st, name);
@@ -146,12 +145,26 @@ int tl_model_linear(tl_model *m, tl_weight *out, const char *module, int root, i
         d->biases = bi->data;
         d->bits = bits;
         d->group_size = gs;
-        count_bytes(m, (int64_t)(w->nbytes + sc->nbytes + bi->nbytes));
     }
     tl_wdesc_finish(d);
     m->info.n_params += (int64_t)rows * cols;
+    const tl_tensor *parts[3] = {w, sc, sc ? tl_st_get(m->st, name) : NULL};
+    int64_t mapped = 0;
+    for (int i = 0; i < 3; i++) mapped += parts[i] ? (int64_t)parts[i]->nbytes : 0;
+    tl_mem_stats before, after;
+    tl_mem_get(&before);
     int rc = m->be->weight_prepare(m->be, d, &out->w, err);
     if (rc) return tl_err_prefix(err, "preparing %s: ", full);
+    tl_mem_get(&after);
+    /* A backend that made its own copy (repacked, uploaded) counted it: then the mapped bytes
+     * are not needed resident (the pages are dropped; they fault back in if the backend reads
+     * the file layout again). Otherwise the mapping is the weight and is counted here. */
+    if (after.cur[TL_MEM_WEIGHTS] - before.cur[TL_MEM_WEIGHTS] >= mapped) {
+        for (int i = 0; i < 3; i++)
+            if (parts[i]) tl_st_release(m->st, parts[i]);
+    } else {
+        count_bytes(m, mapped);
+    }
     return 0;
 }
 
@@ -253,11 +266,14 @@ int tl_model_open(tl_model **out, const char *dir, tl_backend *be, tl_err *err) 
     in->bos_id = c->bos_id;
     in->n_eos = c->n_eos;
     memcpy(in->eos_ids, c->eos_ids, sizeof in->eos_ids);
+    tl_mem_stats before, after;
+    tl_mem_get(&before);
     if ((rc = m->arch->load(m, err))) {
         tl_model_close(m);
         return tl_err_prefix(err, "loading %s: ", dir);
     }
-    in->weight_bytes = m->mapped_bytes;
+    tl_mem_get(&after);
+    in->weight_bytes = after.cur[TL_MEM_WEIGHTS] - before.cur[TL_MEM_WEIGHTS];
     *out = m;
     return 0;
 }
