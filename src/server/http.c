@@ -51,6 +51,7 @@ typedef struct conn {
     tl_seq *seq;
     tl_request *req;         /* owned until handed to seq */
     int chat, opens_think;
+    int bounds[4], n_bounds; /* prefix-cache boundaries in the prompt */
     char id[64];
     int64_t created;
     /* streaming state */
@@ -503,6 +504,25 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 /* ---- endpoints ------------------------------------------------------------------------------ */
 
+/* A prefix-cache boundary: the tokens of the first n_msgs messages (no assistant header), when
+ * they are a prefix of the prompt. */
+static void add_boundary(conn *c, int n_msgs, const int32_t *ids, size_t n_ids) {
+    tl_srv_model *m = c->srv->m;
+    char *text = NULL;
+    int think;
+    tl_err err;
+    if (c->n_bounds >= (int)TL_ARRAY_LEN(c->bounds)) return;
+    if (m->render(m, c->req, n_msgs, 0, &text, &think, &err) < 0) return;
+    int32_t *b = NULL;
+    size_t nb = 0;
+    if (m->encode(m, text, strlen(text), 0, &b, &nb, &err) == 0 && nb > 0 && nb < n_ids &&
+        !memcmp(b, ids, nb * sizeof *b) &&
+        (c->n_bounds == 0 || (int)nb > c->bounds[c->n_bounds - 1]))
+        c->bounds[c->n_bounds++] = (int)nb;
+    free(b);
+    free(text);
+}
+
 static enum MHD_Result do_generate(conn *c) {
     server *s = c->srv;
     tl_srv_model *m = s->m;
@@ -518,12 +538,17 @@ static enum MHD_Result do_generate(conn *c) {
     int rc;
     if (c->chat) {
         char *prompt = NULL;
-        rc = m->render(m, r, &prompt, &c->opens_think, &err);
+        rc = m->render(m, r, -1, 1, &prompt, &c->opens_think, &err);
         if (rc < 0)
             return fail(c, 400, "invalid_request_error", "template_error", "messages",
                         "the chat template failed on these messages: %s", err.msg);
         rc = m->encode(m, prompt, strlen(prompt), 0, &ids, &n_ids, &err);
         free(prompt);
+        if (rc == 0 && m->has_snapshots && s->o->prefix_cache_bytes > 0) {
+            int nm = (int)json_array_size(r->messages);
+            if (nm >= 2) add_boundary(c, nm - 1, ids, n_ids);
+            add_boundary(c, nm, ids, n_ids);
+        }
     } else if (r->prompt) {
         rc = m->encode(m, r->prompt, strlen(r->prompt), 1, &ids, &n_ids, &err);
     } else {
@@ -562,6 +587,8 @@ static enum MHD_Result do_generate(conn *c) {
     rc = tl_seq_new(&c->seq, r, ids, (int)n_ids, max_new, &err);
     free(ids);
     if (rc < 0) return fail(c, 500, "server_error", NULL, NULL, "%s", err.msg);
+    memcpy(c->seq->snap_pos, c->bounds, sizeof c->bounds);
+    c->seq->n_snap = c->n_bounds;
     /* from here the sequence owns the request; c->req stays readable while c->seq is held */
     rc = tl_sched_submit(s->sched, c->seq, &err);
     if (rc < 0) {
@@ -839,7 +866,8 @@ int tl_server_run(const tl_server_opts *o, tl_err *err) {
     if (!strcmp(o->model, "@mock")) rc = tl_mock_open(&s->m, &o->mock, err);
     else rc = tl_srv_engine_open(&s->m, &o->engine, err);
     if (rc == 0) {
-        tl_sched_opts so = {o->max_seqs, o->max_queue, o->prefill_chunk, o->mem_cap};
+        tl_sched_opts so = {o->max_seqs, o->max_queue, o->prefill_chunk, o->mem_cap,
+                            o->prefix_cache_bytes};
         rc = tl_sched_new(&s->sched, s->m, &so, &s->metrics, err);
     }
     if (rc < 0) {

@@ -141,8 +141,8 @@ static int m_forward(tl_srv_model *m, const tl_batch_seq *seqs, int n, float *lo
     return 0;
 }
 
-static int m_render(tl_srv_model *m, const tl_request *r, char **prompt, int *opens_think,
-                    tl_err *err) {
+static int m_render(tl_srv_model *m, const tl_request *r, int n_messages, int add_gen,
+                    char **prompt, int *opens_think, tl_err *err) {
     (void)m;
     size_t cap = 256, len = 0;
     char *buf = malloc(cap);
@@ -172,6 +172,7 @@ static int m_render(tl_srv_model *m, const tl_request *r, char **prompt, int *op
     size_t i;
     json_t *msg;
     json_array_foreach(r->messages, i, msg) {
+        if (n_messages >= 0 && i >= (size_t)n_messages) break;
         const char *role = json_string_value(json_object_get(msg, "role"));
         const char *c = json_string_value(json_object_get(msg, "content"));
         PUT("<|", 2);
@@ -180,8 +181,8 @@ static int m_render(tl_srv_model *m, const tl_request *r, char **prompt, int *op
         if (c) PUT(c, strlen(c));
         PUT("<|end|>", 7);
     }
-    PUT("<|assistant|>", 13);
-    int think = r->enable_thinking == 1;
+    int think = add_gen && r->enable_thinking == 1;
+    if (add_gen) PUT("<|assistant|>", 13);
     if (think) PUT("<think>\n", 8);
     buf[len] = 0;
     *prompt = buf;

@@ -28,20 +28,24 @@ struct tl_srv_model {
     int max_batch_rows;      /* rows one forward pass takes */
     int bos_id;              /* -1 if none */
     int has_snapshots;       /* slot_snapshot / restore work (prefix cache) */
+    int can_truncate;        /* a slot can go back to any shorter length (no recurrent state) */
     void *ctx;
 
     int (*slot_acquire)(tl_srv_model *m, tl_err *err);
     void (*slot_release)(tl_srv_model *m, int slot);
     int (*forward)(tl_srv_model *m, const tl_batch_seq *seqs, int n, float *logits, tl_err *err);
     /* Optional prefix-cache support (NULL when absent). */
+    /* *bytes: what keeping it costs (state copy + the KV pages it holds on to). */
     int (*slot_snapshot)(tl_srv_model *m, int slot, void **snap, size_t *bytes, tl_err *err);
     int (*slot_restore)(tl_srv_model *m, int slot, const void *snap, tl_err *err);
+    int (*slot_truncate)(tl_srv_model *m, int slot, int n, tl_err *err);
     void (*snapshot_free)(tl_srv_model *m, void *snap);
 
-    /* Chat request -> prompt text (the chat template with add_generation_prompt).
-     * *opens_think: the prompt ends inside an open <think> block. */
-    int (*render)(tl_srv_model *m, const tl_request *r, char **prompt, int *opens_think,
-                  tl_err *err);
+    /* Chat request -> prompt text: the chat template over the first n_messages of r (-1 = all),
+     * with or without the assistant header. *opens_think: the prompt ends inside an open
+     * <think> block. */
+    int (*render)(tl_srv_model *m, const tl_request *r, int n_messages, int add_generation_prompt,
+                  char **prompt, int *opens_think, tl_err *err);
     /* add_special: the tokenizer's post-processor (BOS). *ids malloc'd. */
     int (*encode)(tl_srv_model *m, const char *text, size_t len, int add_special, int32_t **ids,
                   size_t *n, tl_err *err);

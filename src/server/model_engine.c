@@ -41,16 +41,25 @@ static int opens_think(const char *p) {
     return open && (!close || close < open);
 }
 
-static int e_render(tl_srv_model *m, const tl_request *r, char **prompt, int *think, tl_err *err) {
+static int e_render(tl_srv_model *m, const tl_request *r, int n_messages, int add_gen,
+                    char **prompt, int *think, tl_err *err) {
     em *k = m->ctx;
     *prompt = NULL;
     if (!k->tpl)
         return tl_err_set(err, TL_EUNSUP, "the model has no chat template; use /v1/completions");
-    char *msgs = json_dumps(r->messages, JSON_COMPACT);
+    json_t *sub = r->messages;
+    if (n_messages >= 0 && (size_t)n_messages < json_array_size(r->messages)) {
+        sub = json_array();
+        for (int i = 0; i < n_messages; i++) json_array_append(sub, json_array_get(r->messages, i));
+    } else {
+        json_incref(sub);
+    }
+    char *msgs = json_dumps(sub, JSON_COMPACT);
+    json_decref(sub);
     char *tools = r->tools && !r->tool_choice_none ? json_dumps(r->tools, JSON_COMPACT) : NULL;
     char *kw = r->template_kwargs ? json_dumps(r->template_kwargs, JSON_COMPACT) : NULL;
     tl_chat_opts o = {0};
-    o.add_generation_prompt = 1;
+    o.add_generation_prompt = add_gen;
     o.thinking = r->enable_thinking < 0 ? TL_THINKING_TEMPLATE
                  : r->enable_thinking ? TL_THINKING_ON : TL_THINKING_OFF;
     o.bos_token = k->bos;
@@ -83,6 +92,25 @@ static int e_is_eog(tl_srv_model *m, int32_t id) {
         if (k->stop_ids[i] == id) return 1;
     return 0;
 }
+static int e_snapshot(tl_srv_model *m, int slot, void **snap, size_t *bytes, tl_err *err) {
+    em *k = m->ctx;
+    tl_snapshot *s = NULL;
+    int rc = tl_slot_snapshot(k->e, slot, &s, err);
+    if (rc < 0) return rc;
+    *snap = s;
+    *bytes = tl_snapshot_bytes(s) + (size_t)tl_snapshot_len(s) * (size_t)k->kv_per_token;
+    return 0;
+}
+static int e_restore(tl_srv_model *m, int slot, const void *snap, tl_err *err) {
+    return tl_slot_restore(((em *)m->ctx)->e, slot, snap, err);
+}
+static int e_truncate(tl_srv_model *m, int slot, int n, tl_err *err) {
+    return tl_slot_truncate(((em *)m->ctx)->e, slot, n, err);
+}
+static void e_snapshot_free(tl_srv_model *m, void *snap) {
+    tl_snapshot_free(((em *)m->ctx)->e, snap);
+}
+
 static int64_t e_seq_bytes(tl_srv_model *m, int n) {
     em *k = m->ctx;
     return k->kv_per_token * n + k->state_per_slot;
@@ -175,6 +203,12 @@ int tl_srv_engine_open(tl_srv_model **out, const tl_srv_engine_opts *o, tl_err *
     m->is_special = e_is_special;
     m->is_eog = e_is_eog;
     m->seq_bytes = e_seq_bytes;
+    m->has_snapshots = 1;
+    m->can_truncate = mi->state_bytes_per_slot == 0;
+    m->slot_snapshot = e_snapshot;
+    m->slot_restore = e_restore;
+    m->slot_truncate = e_truncate;
+    m->snapshot_free = e_snapshot_free;
     *out = m;
     return 0;
 }

@@ -13,6 +13,16 @@
 
 enum { PH_QUEUED = 0, PH_PREFILL, PH_DECODE };
 
+#define PC_MAX_ENTRIES 256
+
+typedef struct pc_entry {
+    int32_t *toks;
+    int n;
+    void *snap;
+    int64_t bytes;
+    uint64_t used; /* LRU clock */
+} pc_entry;
+
 struct tl_sched {
     tl_srv_model *m;
     tl_sched_opts o;
@@ -33,7 +43,89 @@ struct tl_sched {
     float *logits, *scratch;
     size_t logits_bytes;
     uint64_t seed_counter;
+    /* prefix cache: engine thread only */
+    pc_entry pc[PC_MAX_ENTRIES];
+    int pc_n;
+    int64_t pc_bytes;
+    uint64_t pc_clock;
 };
+
+/* ---- prefix cache (engine thread) ---- */
+
+static void pc_publish(tl_sched *s) {
+    pthread_mutex_lock(&s->metrics->mu);
+    s->metrics->prefix_bytes = s->pc_bytes;
+    s->metrics->prefix_entries = s->pc_n;
+    pthread_mutex_unlock(&s->metrics->mu);
+}
+
+static void pc_drop(tl_sched *s, int i) {
+    s->m->snapshot_free(s->m, s->pc[i].snap);
+    free(s->pc[i].toks);
+    s->pc_bytes -= s->pc[i].bytes;
+    s->pc[i] = s->pc[--s->pc_n];
+}
+
+/* Snapshot q's slot (it holds q->prompt[0..n)) into the cache, evicting LRU entries. */
+static void pc_insert(tl_sched *s, tl_seq *q, int n) {
+    if (!s->m->has_snapshots || s->o.prefix_cache_bytes <= 0 || n <= 0) return;
+    for (int i = 0; i < s->pc_n; i++)
+        if (s->pc[i].n == n && !memcmp(s->pc[i].toks, q->prompt, (size_t)n * sizeof *q->prompt)) {
+            s->pc[i].used = ++s->pc_clock;
+            return;
+        }
+    tl_err err;
+    void *snap = NULL;
+    size_t bytes = 0;
+    if (s->m->slot_snapshot(s->m, q->slot, &snap, &bytes, &err) < 0) return;
+    if ((int64_t)bytes > s->o.prefix_cache_bytes) {
+        s->m->snapshot_free(s->m, snap);
+        return;
+    }
+    while (s->pc_n && (s->pc_n == PC_MAX_ENTRIES || s->pc_bytes + (int64_t)bytes >
+                                                         s->o.prefix_cache_bytes)) {
+        int lru = 0;
+        for (int i = 1; i < s->pc_n; i++)
+            if (s->pc[i].used < s->pc[lru].used) lru = i;
+        pc_drop(s, lru);
+    }
+    int32_t *toks = malloc((size_t)n * sizeof *toks);
+    if (!toks) {
+        s->m->snapshot_free(s->m, snap);
+        return;
+    }
+    memcpy(toks, q->prompt, (size_t)n * sizeof *toks);
+    s->pc[s->pc_n++] = (pc_entry){toks, n, snap, (int64_t)bytes, ++s->pc_clock};
+    s->pc_bytes += (int64_t)bytes;
+    pc_publish(s);
+}
+
+/* Restore the best cached prefix into q's fresh slot; returns the tokens reused. */
+static int pc_lookup(tl_sched *s, tl_seq *q) {
+    if (!s->m->has_snapshots || s->o.prefix_cache_bytes <= 0 || s->pc_n == 0) return 0;
+    int best = -1, best_len = 0;
+    for (int i = 0; i < s->pc_n; i++) {
+        pc_entry *e = &s->pc[i];
+        int lim = TL_MIN(e->n, q->n_prompt - 1), l = 0;
+        while (l < lim && e->toks[l] == q->prompt[l]) l++;
+        if (l < e->n && !s->m->can_truncate) continue; /* state cannot go back */
+        if (l > best_len) best = i, best_len = l;
+    }
+    if (best < 0) return 0;
+    tl_err err;
+    pc_entry *e = &s->pc[best];
+    if (s->m->slot_restore(s->m, q->slot, e->snap, &err) < 0) return 0;
+    if (best_len < e->n && s->m->slot_truncate(s->m, q->slot, best_len, &err) < 0) {
+        s->m->slot_truncate(s->m, q->slot, 0, &err);
+        return 0;
+    }
+    e->used = ++s->pc_clock;
+    return best_len;
+}
+
+static void pc_clear(tl_sched *s) {
+    while (s->pc_n) pc_drop(s, s->pc_n - 1);
+}
 
 /* ---- sequences ---- */
 
@@ -442,8 +534,18 @@ static void *engine_main(void *arg) {
             }
             q->phase = PH_PREFILL;
             s->running[s->n_running++] = q;
+            pthread_mutex_unlock(&s->mu);
+            int reused = pc_lookup(s, q);
+            pthread_mutex_lock(&s->mu);
+            q->n_fed = reused;
+            q->cached_tokens = reused;
             pthread_mutex_lock(&s->metrics->mu);
             s->metrics->prompt_tokens += (uint64_t)q->n_prompt;
+            s->metrics->cached_prompt_tokens += (uint64_t)reused;
+            if (s->m->has_snapshots && s->o.prefix_cache_bytes > 0) {
+                if (reused) s->metrics->prefix_hits++;
+                else s->metrics->prefix_misses++;
+            }
             pthread_mutex_unlock(&s->metrics->mu);
         }
         pthread_mutex_lock(&s->metrics->mu);
@@ -469,6 +571,11 @@ static void *engine_main(void *arg) {
             if (q->phase != PH_PREFILL) continue;
             int left = q->n_prompt - q->n_fed;
             int chunk = TL_MIN(left, TL_MIN(budget, s->o.prefill_chunk));
+            for (int k = 0; k < q->n_snap; k++) /* end the chunk at a cache boundary */
+                if (q->snap_pos[k] > q->n_fed && q->snap_pos[k] < q->n_fed + chunk) {
+                    chunk = q->snap_pos[k] - q->n_fed;
+                    break;
+                }
             if (chunk <= 0) continue;
             s->batch[nb] = (tl_batch_seq){q->slot, chunk, q->prompt + q->n_fed, chunk == left};
             s->batch_seq[nb++] = q;
@@ -508,6 +615,9 @@ static void *engine_main(void *arg) {
                 pthread_mutex_lock(&s->mu);
                 q->n_fed += b->n_tokens;
                 pthread_mutex_unlock(&s->mu);
+                int at_boundary = b->want_logits;
+                for (int k = 0; k < q->n_snap; k++) at_boundary |= q->snap_pos[k] == q->n_fed;
+                if (at_boundary) pc_insert(s, q, q->n_fed);
                 if (!b->want_logits) continue;
                 q->phase = PH_DECODE;
             }
@@ -589,6 +699,7 @@ void tl_sched_stop(tl_sched *s) {
 void tl_sched_free(tl_sched *s) {
     if (!s) return;
     tl_sched_stop(s);
+    if (s->m) pc_clear(s);
     free(s->running);
     free(s->batch);
     free(s->batch_seq);

@@ -10,6 +10,12 @@
  *   4. runs one forward pass and samples a token for every sequence that asked for logits,
  *   5. publishes tokens and text to each sequence and wakes its connection thread; finished
  *      sequences leave the batch without draining it.
+ * Prefix cache: when a sequence's prefill reaches one of its snap_pos (the end of the system
+ * prompt and history, the end of the conversation before the assistant header) and the end of
+ * its prompt, the engine thread snapshots the slot (KV page references, Qwen3.5 state). A new
+ * sequence restores the longest entry that is a prefix of its prompt (or, for models without
+ * recurrent state, the longest common prefix after truncation) and prefills only the rest.
+ * Entries are evicted least-recently-used past prefix_cache_bytes.
  * One mutex (sched->mu) guards the queue and everything a connection thread reads from a
  * sequence; the forward pass and sampling run without it. A sequence is freed when both the
  * engine thread and its connection have let go of it (refs). */
@@ -46,6 +52,8 @@ typedef struct tl_seq {
     int n_prompt;
     int max_new;             /* tokens to generate at most */
     int n_top;               /* top logprobs wanted per token */
+    int snap_pos[4];         /* prompt positions worth a prefix-cache entry (ascending) */
+    int n_snap;
     uint64_t t_arrive_ns;
 
     /* shared: under sched->mu */
@@ -80,6 +88,7 @@ typedef struct tl_sched_opts {
     int max_queue;           /* waiting sequences before 429 */
     int prefill_chunk;       /* prompt tokens one sequence reads per step */
     int64_t mem_cap;         /* refuse new work past this many counted bytes (0 = no cap) */
+    int64_t prefix_cache_bytes; /* prefix cache cap (0 = no prefix cache) */
 } tl_sched_opts;
 
 int tl_sched_new(tl_sched **out, tl_srv_model *m, const tl_sched_opts *o, tl_metrics *metrics,
