@@ -590,6 +590,89 @@ def test_load(seconds=8, clients=32):
         srv.stop()
 
 
+def real_models():
+    """Tiny real models of the repo's test data, each with the 256-id test tokenizer and its
+    chat template (which opens <think>), assembled in a temporary directory."""
+    import shutil
+    import tempfile
+    tok = os.path.join(ROOT, "tests/data/sample/tok256")
+    for name, rel in (("llama-q4", "tests/data/llama/llama-a/q4"),
+                      ("qwen3.5-mlx4", "tests/data/qwen35/a_mlx4")):
+        src = os.path.join(ROOT, rel)
+        if not os.path.isdir(src) or not os.path.isdir(tok):
+            print(f"note: {rel} or the test tokenizer is missing; skipping {name}")
+            continue
+        d = tempfile.mkdtemp(prefix="tallow-srv-")
+        for f in os.listdir(src) + [os.path.join(tok, x) for x in os.listdir(tok)]:
+            p = f if os.path.isabs(f) else os.path.join(src, f)
+            if os.path.isfile(p):
+                shutil.copy(p, d)
+        yield name, d
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_real(name, d):
+    try:
+        srv = Server("--max-seqs", "4", "--ctx", "256", "--threads", "1", model=d)
+    except RuntimeError as e:
+        if name.startswith("qwen3.5") and "unsupported" in str(e).lower():
+            print(f"note: {name} not served by this build yet: {str(e)[-200:]}")
+            return
+        check(False, f"{name}: server did not start: {e}")
+        return
+    try:
+        cl = srv.client()
+        sys_msg = {"role": "system", "content": "You are a helpful assistant. " * 3}
+        msgs = [sys_msg, {"role": "user", "content": "hello there"}]
+        a = cl.chat.completions.create(model="x", messages=msgs, max_tokens=16, temperature=0)
+        b = cl.chat.completions.create(model="x", messages=msgs, max_tokens=16, temperature=0)
+        ma, mb = a.choices[0].message, b.choices[0].message
+        check(a.usage.prompt_tokens_details.cached_tokens == 0, f"{name}: first request uncached")
+        check(b.usage.prompt_tokens_details.cached_tokens > 0,
+              f"{name}: repeat reuses the prefix cache ({b.usage.prompt_tokens_details})")
+        check((ma.content, ma.model_extra.get("reasoning_content")) ==
+              (mb.content, mb.model_extra.get("reasoning_content")),
+              f"{name}: cached prefix gives the same greedy answer")
+        check(a.usage.completion_tokens > 0, f"{name}: generates")
+        # another user turn after the same system prompt reuses the system prompt
+        c = cl.chat.completions.create(model="x", messages=[sys_msg, {"role": "user",
+                                                                      "content": "bye"}],
+                                       max_tokens=4, temperature=0)
+        check(c.usage.prompt_tokens_details.cached_tokens >= 20,
+              f"{name}: system prompt reused across users "
+              f"({c.usage.prompt_tokens_details.cached_tokens})")
+        # streamed == plain
+        st = cl.chat.completions.create(model="x", messages=msgs, max_tokens=16, temperature=0,
+                                        stream=True)
+        text = ""
+        for ch in st:
+            for cc in ch.choices:
+                text += (cc.delta.model_extra or {}).get("reasoning_content") or ""
+                text += cc.delta.content or ""
+        check(text == (ma.model_extra.get("reasoning_content") or "") + (ma.content or ""),
+              f"{name}: streamed text == plain text")
+        # batching: 4 seeded requests concurrently == sequentially, decoded in one batch
+        def run(i, out):
+            r = cl.completions.create(model="x", prompt=f"prompt number {i} says", max_tokens=24,
+                                      temperature=0.9, seed=40 + i)
+            out[i] = r.choices[0].text
+        seq, par = {}, {}
+        for i in range(4):
+            run(i, seq)
+        th = [threading.Thread(target=run, args=(i, par)) for i in range(4)]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        check(seq == par, f"{name}: 4 concurrent seeded requests == sequential ones")
+        m = srv.metrics()
+        check(m.get("tallow_max_batch_sequences", 0) >= 2,
+              f"{name}: sequences decoded together (max batch "
+              f"{m.get('tallow_max_batch_sequences')})")
+    finally:
+        srv.stop()
+
+
 def main():
     srv = Server("--max-body", "256K", "--ctx", "1024")
     try:
@@ -602,6 +685,8 @@ def main():
     test_disconnect_and_queue()
     test_batching()
     test_memcap()
+    for name, d in real_models():
+        test_real(name, d)
     test_load()
     print(f"{PASSED} passed, {FAILED} failed")
     return 1 if FAILED else 0
