@@ -261,6 +261,44 @@ static void test_bad_params(void) {
     tl_sampler_free(s);
 }
 
+/* ---- logit bias text ------------------------------------------------------------------------ */
+static void test_bias_parse(void) {
+    tl_logit_bias *b = NULL;
+    int n = -1;
+    tl_err err = {0};
+    CHECK(tl_logit_bias_parse("{\"5\": 3, \"7\": -100}", &b, &n, &err) == 0 && n == 2);
+    if (n == 2) CHECK(b[0].id == 5 && b[0].bias == 3.0f && b[1].id == 7 && b[1].bias == -100.0f);
+    free(b);
+    CHECK(tl_logit_bias_parse("5:3,7:-2.5", &b, &n, &err) == 0 && n == 2);
+    if (n == 2) CHECK(b[1].id == 7 && b[1].bias == -2.5f);
+    free(b);
+    static const struct {
+        const char *in, *says;
+    } bad[] = {
+        {"", "empty"},
+        {"x:1", "offset 0"},
+        {"5:3,x:1", "offset 4"},
+        {"5:3,", "trailing comma"},
+        {"5:101", "[-100, 100]"},
+        {"5:nan", "offset 2"},
+        {"5:1e999", "offset 2"},
+        {"-1:2", "offset 0"},
+        {"99999999999:1", "offset 0"},
+        {"{\"a\": 1}", "\"a\""},
+        {"{\"5\": \"x\"}", "\"5\""},
+        {"{\"5\": 1, \"5\": 2}", "duplicate"},
+        {"{\"5\": 1", "not a JSON object"},
+        {"{\"1.5\": 1}", "\"1.5\""},
+    };
+    for (size_t i = 0; i < TL_ARRAY_LEN(bad); i++) {
+        b = NULL;
+        int rc = tl_logit_bias_parse(bad[i].in, &b, &n, &err);
+        CHECKF(rc == -TL_EINVAL && strstr(err.msg, bad[i].says), "'%s': rc %d, '%s'", bad[i].in,
+               rc, err.msg);
+        CHECK(b == NULL);
+    }
+}
+
 /* ---- stop strings --------------------------------------------------------------------------- */
 static char g_out[1024];
 
@@ -398,6 +436,7 @@ static void test_think_split(void) {
 
 int main(void) {
     test_think_split();
+    test_bias_parse();
     test_goldens();
     test_frequencies();
     test_seeds();

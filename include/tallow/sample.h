@@ -54,6 +54,11 @@ typedef struct tl_sample_params {
     uint64_t stream;              /* e.g. the index inside a batch: distinct streams, same seed */
 } tl_sample_params;
 
+/* Parse a logit bias as users write it: a JSON object {"123": -5.0, ...} or 123:-5,77:2. Ids in
+ * [0, INT32_MAX] (the vocabulary is checked by tl_sample_params_check), biases in [-100, 100].
+ * *out is malloc'd (free()); errors name the entry or the byte offset. */
+int tl_logit_bias_parse(const char *s, tl_logit_bias **out, int *n, struct tl_err *err);
+
 /* The defaults of a plain run: temperature 0 (greedy), every filter off. */
 void tl_sample_params_default(tl_sample_params *p);
 /* Checks ranges (temp >= 0, top_p in (0,1], min_p in [0,1], top_k >= 0, rep. penalty > 0,

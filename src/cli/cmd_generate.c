@@ -130,61 +130,22 @@ static int add_str(const char ***v, int *n, const char *s) {
     return 0;
 }
 
-static int add_bias(cli_gen_args *a, long id, double b) {
-    tl_logit_bias *nb = realloc(a->bias, (size_t)(a->n_bias + 1) * sizeof *nb);
-    if (!nb) return -1;
-    nb[a->n_bias++] = (tl_logit_bias){(int32_t)id, (float)b};
-    a->bias = nb;
-    return 0;
-}
-
-/* --logit-bias: {"id": bias} or id:bias,id:bias. Bias in [-100, 100] (OpenAI's range). */
+/* --logit-bias: {"id": bias} or id:bias,id:bias (repeatable: entries add up). */
 static int parse_logit_bias(cli_gen_args *a, const char *s) {
-    while (*s == ' ') s++;
-    if (*s == '{') {
-        json_error_t je;
-        json_t *o = json_loads(s, 0, &je);
-        if (!o || !json_is_object(o)) {
-            cli_error("--logit-bias: not a JSON object (%s at column %d); expected "
-                      "'{\"123\": -5}' or 123:-5,77:2", o ? "not an object" : je.text, je.column);
-            json_decref(o);
-            return -1;
-        }
-        const char *k;
-        json_t *v;
-        json_object_foreach(o, k, v) {
-            char *end;
-            errno = 0;
-            long id = strtol(k, &end, 10);
-            if (!*k || *end || errno || id < 0 || id > INT32_MAX || !json_is_number(v) ||
-                fabs(json_number_value(v)) > 100) {
-                cli_error("--logit-bias: entry \"%s\" must map a token id to a number in "
-                          "[-100, 100]", k);
-                json_decref(o);
-                return -1;
-            }
-            if (add_bias(a, id, json_number_value(v))) return json_decref(o), -1;
-        }
-        json_decref(o);
-        return 0;
+    tl_logit_bias *v;
+    int n;
+    tl_err err = {0};
+    if (tl_logit_bias_parse(s, &v, &n, &err)) {
+        cli_error("--logit-bias: %s", err.msg + (strncmp(err.msg, "logit bias: ", 12) ? 0 : 12));
+        return -1;
     }
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long id = strtol(p, &end, 10);
-        if (end == p || errno || id < 0 || id > INT32_MAX || *end != ':') goto bad;
-        p = end + 1;
-        double b = strtod(p, &end);
-        if (end == p || !isfinite(b) || fabs(b) > 100 || (*end && *end != ',')) goto bad;
-        if (add_bias(a, id, b)) return -1;
-        p = *end ? end + 1 : end;
-    }
+    tl_logit_bias *nb = realloc(a->bias, (size_t)(a->n_bias + n + 1) * sizeof *nb);
+    if (!nb) return free(v), -1;
+    memcpy(nb + a->n_bias, v, (size_t)n * sizeof *v);
+    a->bias = nb;
+    a->n_bias += n;
+    free(v);
     return 0;
-bad:
-    cli_error("--logit-bias: '%s' is not id:bias,... or a JSON object (at offset %d; bias in "
-              "[-100, 100])", s, (int)(p - s));
-    return -1;
 }
 
 void cli_gen_args_free(cli_gen_args *a) {
