@@ -530,6 +530,19 @@ def test_batching():
         srv.stop()
 
 
+def test_keepalive():
+    # a slow prefill (2 prompt tokens per 50 ms step) sends SSE comments before the first token
+    srv = Server("--mock-forward-us", "50000", "--prefill-chunk", "2", "--keepalive-ms", "100")
+    try:
+        events, buf = raw_stream(srv, {"messages": say("k"), "stream": True, "max_tokens": 3})
+        body = buf.split(b"\r\n\r\n", 1)[1]
+        check(b": keepalive" in body and body.index(b": keepalive") < body.index(b"data: "),
+              "keepalive comments during a long prefill")
+        check(events and events[-1] == b"[DONE]", "stream completes after keepalives")
+    finally:
+        srv.stop()
+
+
 def test_memcap():
     srv = Server("--mem-cap", "1K")
     try:
@@ -652,14 +665,22 @@ def test_real(name, d):
         check(text == (ma.model_extra.get("reasoning_content") or "") + (ma.content or ""),
               f"{name}: streamed text == plain text")
         # batching: 4 seeded requests concurrently == sequentially, decoded in one batch
-        def run(i, out):
-            r = cl.completions.create(model="x", prompt=f"prompt number {i} says", max_tokens=24,
-                                      temperature=0.9, seed=40 + i)
+        gate = threading.Barrier(4)
+
+        def run(i, out, wait=False):
+            if wait:
+                gate.wait()
+            r = cl.completions.create(model="x", prompt=f"prompt number {i} says",
+                                      max_tokens=120, temperature=0.9, seed=40 + i,
+                                      logit_bias={str(t): -100 for t in srv_eos})
             out[i] = r.choices[0].text
+        srv_eos = [tok for tok in range(256)
+                   if json.loads(srv.req("POST", "/detokenize", {"tokens": [tok]})[2])["content"]
+                   in ("<|im_end|>", "</s>", "<|endoftext|>", "<|eot_id|>")] + [2]
         seq, par = {}, {}
         for i in range(4):
             run(i, seq)
-        th = [threading.Thread(target=run, args=(i, par)) for i in range(4)]
+        th = [threading.Thread(target=run, args=(i, par, True)) for i in range(4)]
         for t in th:
             t.start()
         for t in th:
@@ -685,6 +706,7 @@ def main():
     test_disconnect_and_queue()
     test_batching()
     test_memcap()
+    test_keepalive()
     for name, d in real_models():
         test_real(name, d)
     test_load()
