@@ -110,5 +110,23 @@ check "grep -Eq '^Generation: $((first + 1)) tokens' $T/eos" "extra eos id ends 
 gen --model "$M" -p "Hello world" -m 24 --temp 0 --thinking off --extra-eos-token "$eos" --format json >"$T/eos.json"
 check "[ \"\$(json $T/eos.json 'd[\"finish_reason\"], d[\"generated_ids\"][-1]')\" = \"stop $eos\" ]" "eos: finish stop, eos id last"
 
+# --- defaults from generation_config.json, --preset, explicit flags: in that order of strength ---
+mkdir -p "$T/gc"
+for f in "$M"/*; do ln -s "$(readlink "$f")" "$T/gc/"; done
+echo '{"temperature": 1.0, "top_k": 1, "top_p": 0.9}' >"$T/gc/generation_config.json"
+gen --model "$T/gc" -p "Tell me a story" -m 16 --seed 1 --format json --verbose >"$T/gc1.json" 2>"$T/gc.err"
+gen --model "$T/gc" -p "Tell me a story" -m 16 --seed 2 --format json >"$T/gc2.json"
+gen --model "$T/gc" -p "Tell me a story" -m 16 --temp 0 --format json >"$T/gc0.json"
+ids() { json "$1" 'd["generated_ids"]'; }
+check "grep -q 'temp 1, top_p 0.9, top_k 1,' $T/gc.err" "--verbose prints the generation_config defaults: $(cat "$T/gc.err")"
+check '[ "$(ids $T/gc1.json)" = "$(ids $T/gc2.json)" ]' "top_k 1 from generation_config: greedy whatever the seed"
+check '[ "$(ids $T/gc1.json)" = "$(ids $T/gc0.json)" ]' "... the greedy tokens"
+gen --model "$T/gc" -p "Tell me a story" -m 16 --seed 1 --top-k 0 --format json >"$T/gc3.json"
+gen --model "$T/gc" -p "Tell me a story" -m 16 --seed 2 --top-k 0 --format json >"$T/gc4.json"
+check '[ "$(ids $T/gc3.json)" != "$(ids $T/gc4.json)" ]' "--top-k 0 overrides generation_config"
+gen --model "$T/gc" -p hi -m 1 --preset qwen-coding --verbose >/dev/null 2>"$T/pre.err"
+check "grep -q 'temp 0.6, top_p 0.95, top_k 20, min_p 0, presence 0,.*thinking on, preset qwen-coding' $T/pre.err" "preset values: $(cat "$T/pre.err")"
+gen --model "$T/gc" -p hi -m 1 --preset qwen-instruct --temp 0.2 --thinking on --verbose >/dev/null 2>"$T/pre2.err"
+check "grep -q 'temp 0.2, top_p 0.8, top_k 20, min_p 0, presence 1.5,.*thinking on' $T/pre2.err" "flags beat the preset: $(cat "$T/pre2.err")"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

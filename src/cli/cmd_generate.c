@@ -46,6 +46,20 @@ static const preset *find_preset(const char *name) {
     return NULL;
 }
 
+/* mlx-lm unescapes literal \n and \t in the prompt. */
+static void unescape(char *s) {
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && (r[1] == 'n' || r[1] == 't')) {
+            *w++ = r[1] == 'n' ? '\n' : '\t';
+            r++;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+}
+
 /* ---- flags ---------------------------------------------------------------------------------- */
 static void usage(FILE *f, int chat) {
     if (chat)
@@ -76,7 +90,8 @@ static void usage(FILE *f, int chat) {
             "  --repetition-penalty X    transformers-style, over the last N context tokens\n"
             "  --repetition-context-size N   (default 64; 0 = the whole context)\n"
             "  --logit-bias B            JSON {\"id\": bias, ...} or id:bias,id:bias\n"
-            "  --stop S                  stop string (repeatable), matched across tokens, not shown\n"
+            "  --stop S                  stop string (repeatable; \\n, \\t unescaped), matched\n"
+            "                            across tokens, not shown\n"
             "  --extra-eos-token T       extra stop token (repeatable)\n"
             "  --seed N                  same seed, same text (default: random)\n"
             "  --preset NAME             published settings:",
@@ -149,6 +164,7 @@ static int parse_logit_bias(cli_gen_args *a, const char *s) {
 }
 
 void cli_gen_args_free(cli_gen_args *a) {
+    for (int i = 0; i < a->n_stops; i++) free((char *)a->stops[i]);
     free(a->prompt_ids);
     free(a->bias);
     free(a->stops);
@@ -241,7 +257,10 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
                 cli_error("--stop needs a non-empty string");
                 return 2;
             }
-            if (add_str(&a->stops, &a->n_stops, v)) return 2;
+            char *u = strdup(v); /* \n and \t unescaped, as in the prompt */
+            if (!u) return 2;
+            unescape(u);
+            if (add_str(&a->stops, &a->n_stops, u)) return free(u), 2;
         } else if (is_flag(f, "--extra-eos-token")) {
             VAL("--extra-eos-token");
             if (add_str(&a->extra_eos, &a->n_extra_eos, v)) return 2;
@@ -601,20 +620,6 @@ static char *read_stdin(void) {
     }
     b[n] = 0;
     return b;
-}
-
-/* mlx-lm unescapes literal \n and \t in the prompt. */
-static void unescape(char *s) {
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && (r[1] == 'n' || r[1] == 't')) {
-            *w++ = r[1] == 'n' ? '\n' : '\t';
-            r++;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = 0;
 }
 
 static json_t *ids_json(const int32_t *ids, int n) {
