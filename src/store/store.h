@@ -129,6 +129,39 @@ typedef struct tl_synth_info {
 int tl_synth_write(const tl_synth_opts *opts, tl_synth_info *info, tl_err *err);
 const char *tl_synth_names(void);
 
+/* ---- sha256.c ---- */
+typedef struct tl_sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    uint8_t buf[64];
+    size_t n;
+} tl_sha256;
+void tl_sha256_init(tl_sha256 *s);
+void tl_sha256_update(tl_sha256 *s, const void *data, size_t len);
+void tl_sha256_hex(tl_sha256 *s, char out[65]); /* finishes; lowercase hex + NUL */
+
+/* ---- pull.c: download a hub repo into the Hugging Face cache (`tallow pull`) ---- */
+typedef struct tl_pull_opts {
+    const char *repo;          /* org/name */
+    const char *revision;      /* NULL = "main" */
+    const char *const *include;/* fnmatch globs over repo paths; none = every file */
+    int n_include;
+    const char *token;         /* NULL: $HF_TOKEN, else the token file huggingface_hub keeps */
+    const char *endpoint;      /* NULL: $HF_ENDPOINT, else https://huggingface.co */
+    int retries;               /* resumed attempts per file after a cut transfer */
+    /* Called as bytes arrive (done of total for one file; total 0 = unknown) and once per file
+     * with done == total when it is in place (reused files too). */
+    void (*progress)(void *ctx, const char *file, uint64_t done, uint64_t total, int reused);
+    void *progress_ctx;
+} tl_pull_opts;
+typedef struct tl_pull_result {
+    char snapshot[4096];       /* <cache>/models--org--name/snapshots/<commit> */
+    char commit[64];
+    int n_files, n_downloaded, n_reused;
+    uint64_t bytes_downloaded;
+} tl_pull_result;
+int tl_hub_pull(const tl_pull_opts *opts, tl_pull_result *res, tl_err *err);
+
 /* ---- Hugging Face cache (locate.c; tl_model_locate / tl_hf_cache_dir are in tallow/engine.h) */
 int tl_hf_repo_id_valid(const char *id);   /* "org/name" with hub-safe characters */
 int tl_hf_revision_valid(const char *rev); /* a ref name or commit hash, no ".." */
