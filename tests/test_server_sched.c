@@ -127,6 +127,9 @@ int main(void) {
     tl_seq *c = submit("c", 5, 1.0, 1); /* refused */
     CHECK(b != NULL && c == NULL);
     CHECK(MET.rejected_queue_full == 1);
+    tl_sched_release(S, b); /* a waiting client goes away: its place in the queue is free */
+    b = submit("b", 5, 1.0, 1);
+    CHECK(b != NULL);
     tl_sched_release(S, a);
     free(wait_text(b, 0));
     CHECK(b->finish == TL_SRV_FIN_LENGTH);

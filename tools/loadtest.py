@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """loadtest.py — concurrent streaming clients against `tallow serve`; aggregate tokens/s.
 
-  .venv-test/bin/python tools/loadtest.py --model @mock --streams 1,4,16,64 --seconds 60
-  .venv-test/bin/python tools/loadtest.py --url http://127.0.0.1:8080 --streams 64
+  python3 tools/loadtest.py --model @mock --streams 1,4,16,64 --seconds 60
+  python3 tools/loadtest.py --url http://127.0.0.1:8080 --streams 64
+
+Standard library only (plain HTTP + SSE parsing), so it runs wherever the server runs.
 
 Starts the server itself (--model, on a free port; killed at the end) unless --url is given.
 Each client loops: one streamed chat completion (include_usage) of --max-tokens tokens with its
@@ -21,10 +23,8 @@ import threading
 import time
 import urllib.request
 
-try:
-    import openai
-except ImportError:
-    sys.exit("loadtest: needs the openai package (make test-venv; run with .venv-test/bin/python)")
+import http.client
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,9 +62,43 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
+def stream_once(host, port, body, api_key):
+    """One streamed chat completion over plain HTTP (stdlib only, so it runs anywhere).
+    Returns (time to the first content or reasoning delta, completion tokens)."""
+    c = http.client.HTTPConnection(host, port, timeout=600)
+    h = {"Content-Type": "application/json"}
+    if api_key:
+        h["Authorization"] = "Bearer " + api_key
+    t0 = time.time()
+    c.request("POST", "/v1/chat/completions", body=json.dumps(body), headers=h)
+    r = c.getresponse()
+    if r.status != 200:
+        raise RuntimeError(f"HTTP {r.status}: {r.read()[:200]!r}")
+    first, toks = None, 0
+    while True:
+        line = r.readline()
+        if not line:
+            raise RuntimeError("stream ended without [DONE]")
+        if not line.startswith(b"data: "):
+            continue
+        data = line[6:].strip()
+        if data == b"[DONE]":
+            break
+        ev = json.loads(data)
+        if "error" in ev:
+            raise RuntimeError(ev["error"].get("message"))
+        if ev.get("usage"):
+            toks = ev["usage"]["completion_tokens"]
+        for ch in ev.get("choices", []):
+            d = ch.get("delta", {})
+            if first is None and (d.get("content") or d.get("reasoning_content")):
+                first = time.time() - t0
+    c.close()
+    return first, toks
+
+
 def run_level(base, n, seconds, max_tokens, pid, api_key):
-    cl = openai.OpenAI(base_url=base + "/v1", api_key=api_key or "none", max_retries=0,
-                       timeout=600)
+    u = urllib.parse.urlparse(base)
     stop_at = time.time() + seconds
     lock = threading.Lock()
     st = {"req": 0, "err": 0, "tok": 0, "ttft": [], "errs": []}
@@ -72,21 +106,12 @@ def run_level(base, n, seconds, max_tokens, pid, api_key):
     def worker(i):
         k = 0
         while time.time() < stop_at:
-            t0 = time.time()
-            first = None
+            body = {"model": "x", "messages": [{"role": "user", "content":
+                                                f"client {i} request {k}: tell me a long story"}],
+                    "max_tokens": max_tokens, "temperature": 0.8, "seed": i * 100003 + k,
+                    "stream": True, "stream_options": {"include_usage": True}}
             try:
-                s = cl.chat.completions.create(
-                    model="x", messages=[{"role": "user", "content": f"client {i} request {k}: "
-                                          "tell me a long story"}],
-                    max_tokens=max_tokens, temperature=0.8, seed=i * 100003 + k, stream=True,
-                    stream_options={"include_usage": True})
-                toks = 0
-                for ch in s:
-                    if first is None and ch.choices and (ch.choices[0].delta.content or (
-                            ch.choices[0].delta.model_extra or {}).get("reasoning_content")):
-                        first = time.time() - t0
-                    if ch.usage:
-                        toks = ch.usage.completion_tokens
+                first, toks = stream_once(u.hostname, u.port, body, api_key)
                 with lock:
                     st["req"] += 1
                     st["tok"] += toks

@@ -213,6 +213,8 @@ static int event_append(tl_seq *q, int32_t id, float lp, const int32_t *tid, con
     return 0;
 }
 
+static void seq_finish(tl_sched *s, tl_seq *q, tl_srv_finish why, const char *msg);
+
 /* ---- public entry points (connection threads) ---- */
 
 void tl_sched_lock(tl_sched *s) { pthread_mutex_lock(&s->mu); }
@@ -281,6 +283,18 @@ int tl_sched_submit(tl_sched *s, tl_seq *q, tl_err *err) {
 void tl_sched_release(tl_sched *s, tl_seq *q) {
     if (!q) return;
     pthread_mutex_lock(&s->mu);
+    if (!q->done && q->phase == PH_QUEUED) {
+        /* still waiting: leave the queue now, so it holds no place another request could use */
+        tl_seq **pp = &s->q_head, *prev = NULL;
+        while (*pp && *pp != q) prev = *pp, pp = &(*pp)->next;
+        if (*pp) {
+            *pp = q->next;
+            if (s->q_tail == q) s->q_tail = prev;
+            s->q_len--;
+            q->cancelled = 1;
+            seq_finish(s, q, TL_SRV_FIN_CANCELLED, "cancelled while queued");
+        }
+    }
     if (!q->done) {
         q->cancelled = 1;
         pthread_cond_signal(&s->work);
