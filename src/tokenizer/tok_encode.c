@@ -31,6 +31,8 @@ typedef struct bpe_sym {
     int32_t id;
     int32_t prev, next; /* -1 at the ends */
     int32_t len;        /* 0 = merged into its left neighbour */
+    uint32_t rank;      /* short words: rank of the pair with next, UINT32_MAX = none */
+    int32_t merged;     /* and the id it makes */
 } bpe_sym;
 
 /* One encode call's working state. */
@@ -63,9 +65,9 @@ static int push_ids(enc_ctx *c, const int32_t *ids, size_t k) {
 }
 
 /* ---- cache ---- */
-#define CACHE_SLOTS (1u << 15)
+#define CACHE_SLOTS (1u << 17)
 #define CACHE_MAX_KEY 64
-#define CACHE_KEY_BYTES (1u << 20)
+#define CACHE_KEY_BYTES (1u << 21)
 
 void tok_cache_free(tok_cache *c) {
     free(c->slots);
@@ -144,24 +146,33 @@ static int bpe_merge(enc_ctx *c, size_t n) {
     const tl_tokenizer *t = c->tok;
     bpe_sym *sym = c->sym;
     if (n <= 48) {
-        /* Short words: scan for the lowest-ranked pair each round (same result as the heap). */
-        int32_t live = (int32_t)n;
+        /* Short words: keep each pair's rank beside it and scan for the lowest each round
+         * (leftmost on ties: the same result as the heap). */
+        for (int32_t i = 0; i >= 0; i = sym[i].next)
+            if (sym[i].next < 0 || !tok_merge_find(t, sym[i].id, sym[sym[i].next].id, &sym[i].rank,
+                                                   &sym[i].merged))
+                sym[i].rank = UINT32_MAX;
         for (;;) {
-            uint32_t best = UINT32_MAX, r;
-            int32_t at = -1, best_new = -1, m;
-            for (int32_t i = 0; i >= 0 && sym[i].next >= 0; i = sym[i].next)
-                if (tok_merge_find(t, sym[i].id, sym[sym[i].next].id, &r, &m) && r < best)
-                    best = r, at = i, best_new = m;
+            uint32_t best = UINT32_MAX;
+            int32_t at = -1;
+            for (int32_t i = 0; i >= 0; i = sym[i].next)
+                if (sym[i].rank < best) best = sym[i].rank, at = i;
             if (at < 0) break;
             int32_t nx = sym[at].next;
-            sym[at].id = best_new;
+            sym[at].id = sym[at].merged;
             sym[at].len += sym[nx].len;
             sym[at].next = sym[nx].next;
             if (sym[nx].next >= 0) sym[sym[nx].next].prev = at;
             sym[nx].len = 0;
-            live--;
+            int32_t fix[2] = {sym[at].prev, at};
+            for (int k = 0; k < 2; k++) {
+                int32_t i = fix[k];
+                if (i < 0) continue;
+                if (sym[i].next < 0 || !tok_merge_find(t, sym[i].id, sym[sym[i].next].id, &sym[i].rank,
+                                                       &sym[i].merged))
+                    sym[i].rank = UINT32_MAX;
+            }
         }
-        (void)live;
     } else {
         /* Each merge pops one candidate and pushes at most two: 2n entries always suffice. */
         if (c->heap_cap < 2 * n) {
@@ -213,15 +224,18 @@ static int bpe_piece(enc_ctx *c, const char *s, size_t n) {
         return tl_err_set(c->err, TL_ELIMIT, "tokenizer: a single pre-token of %zu bytes is over the "
                           "limit of %u bytes", n, TOK_MAX_PIECE);
     if (n == 1 && t->byte_id[(uint8_t)s[0]] >= 0) return push_ids(c, &t->byte_id[(uint8_t)s[0]], 1);
-    if (t->ignore_merges) {
-        int32_t id = tok_vocab_find(t, s, n);
-        if (id >= 0) return push_ids(c, &id, 1);
-    }
     uint64_t h = 0;
     if (c->cache && n <= CACHE_MAX_KEY) {
         h = tok_hash(s, n);
         const tok_cache_entry *e = cache_get(c->cache, s, n, h);
         if (e) return push_ids(c, c->cache->ids + e->ids_off, e->n_ids);
+    }
+    if (t->ignore_merges) {
+        int32_t id = tok_vocab_find(t, s, n);
+        if (id >= 0) {
+            if (c->cache && n <= CACHE_MAX_KEY) cache_put(c->cache, s, n, h, &id, 1);
+            return push_ids(c, &id, 1);
+        }
     }
     if (c->sym_cap < n) {
         free(c->sym);
@@ -237,7 +251,7 @@ static int bpe_piece(enc_ctx *c, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         int32_t id = t->byte_id[(uint8_t)s[i]];
         if (id < 0) continue;
-        c->sym[k] = (bpe_sym){id, (int32_t)k - 1, (int32_t)k + 1, 1};
+        c->sym[k] = (bpe_sym){id, (int32_t)k - 1, (int32_t)k + 1, 1, UINT32_MAX, -1};
         k++;
     }
     if (!k) return 0;

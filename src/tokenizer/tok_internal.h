@@ -79,12 +79,20 @@ typedef struct tok_cache {
     uint32_t ids_len, ids_cap;
 } tok_cache;
 
+/* One merge: (left id << 32 | right id) -> its rank and the id it makes. */
+typedef struct tok_merge {
+    uint64_t key;
+    uint32_t rank;
+    int32_t merged;
+} tok_merge;
+
 typedef enum { TOK_NORM_NONE = 0, TOK_NORM_NFC, TOK_NORM_NFD, TOK_NORM_NFKC, TOK_NORM_NFKD } tok_norm;
 
 struct tl_tokenizer {
     char what[512];            /* source, for messages */
     /* Tokens: id -> raw bytes in arena (what decode prints). */
     int32_t n_ids;             /* 1 + largest id */
+    int32_t ids_cap;           /* allocated entries of the three arrays below */
     uint32_t *tok_off, *tok_len;
     uint8_t *tok_flags;
     char *arena;
@@ -95,9 +103,7 @@ struct tl_tokenizer {
     uint32_t vhash_cap;
     int32_t byte_id[256];      /* id of each single byte, -1 if missing */
     /* Merges: (left id, right id) -> rank and merged id. */
-    uint64_t *mkey;            /* UINT64_MAX = empty */
-    uint32_t *mrank;
-    int32_t *mnew;
+    tok_merge *merge;          /* open addressing, key UINT64_MAX = empty */
     uint32_t mcap;
     int ignore_merges;
     /* Added tokens. */
@@ -204,14 +210,22 @@ static inline uint64_t tok_hash(const void *p, size_t n) {
     }
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) v |= (uint64_t)s[i] << (8 * i);
-    h = (h ^ v) * 0x94d049bb133111ebull;
-    h ^= h >> 29;
+    h ^= v;
+    /* murmur3's finalizer: every input bit reaches the low bits used as the slot index */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h | 1; /* never 0: 0 marks an empty cache slot */
 }
 
 static inline uint64_t tok_pair_hash(uint64_t k) {
-    k *= 0x9E3779B97F4A7C15ull;
-    return k ^ (k >> 29);
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    return k ^ (k >> 33);
 }
 
 /* Vocabulary lookup by raw bytes (byte-level tokens only); -1 when absent. */
@@ -223,10 +237,10 @@ static inline int tok_merge_find(const tl_tokenizer *tok, int32_t a, int32_t b, 
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t mask = tok->mcap - 1;
     for (uint32_t i = (uint32_t)tok_pair_hash(key) & mask;; i = (i + 1) & mask) {
-        uint64_t k = tok->mkey[i];
+        uint64_t k = tok->merge[i].key;
         if (k == key) {
-            *rank = tok->mrank[i];
-            *merged = tok->mnew[i];
+            *rank = tok->merge[i].rank;
+            *merged = tok->merge[i].merged;
             return 1;
         }
         if (k == UINT64_MAX) return 0;

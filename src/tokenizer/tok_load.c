@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/tok_internal.h"
+#include "tokenizer/tok_json.h"
 
 #define TOK_MAX_FILE (512u << 20)
 #define TOK_MAX_ID (1 << 26)
@@ -60,20 +60,22 @@ static int arena_add(tl_tokenizer *t, const char *s, size_t n, uint32_t *off, tl
 
 static int ids_reserve(tl_tokenizer *t, int32_t id, tl_err *err) {
     if (id < t->n_ids) return 0;
-    int32_t cap = t->n_ids;
-    int32_t want = id + 1;
-    /* Arrays are sized once from the largest id (see sizing pass); this only grows. */
-    uint32_t *o = realloc(t->tok_off, (size_t)want * sizeof *o);
-    if (o) t->tok_off = o;
-    uint32_t *l = realloc(t->tok_len, (size_t)want * sizeof *l);
-    if (l) t->tok_len = l;
-    uint8_t *f = realloc(t->tok_flags, (size_t)want);
-    if (f) t->tok_flags = f;
-    if (!o || !l || !f) return tl_err_set(err, TL_ENOMEM, "%s: out of memory for %d ids", t->what, want);
-    memset(t->tok_flags + cap, 0, (size_t)(want - cap));
-    memset(t->tok_len + cap, 0, (size_t)(want - cap) * sizeof *l);
-    memset(t->tok_off + cap, 0, (size_t)(want - cap) * sizeof *o);
-    t->n_ids = want;
+    if (id >= t->ids_cap) { /* grows geometrically; new entries are zero (absent) */
+        int32_t cap = t->ids_cap ? t->ids_cap : 1024;
+        while (cap <= id) cap *= 2;
+        uint32_t *o = realloc(t->tok_off, (size_t)cap * sizeof *o);
+        if (o) t->tok_off = o;
+        uint32_t *l = realloc(t->tok_len, (size_t)cap * sizeof *l);
+        if (l) t->tok_len = l;
+        uint8_t *f = realloc(t->tok_flags, (size_t)cap);
+        if (f) t->tok_flags = f;
+        if (!o || !l || !f) return tl_err_set(err, TL_ENOMEM, "%s: out of memory for %d ids", t->what, cap);
+        memset(t->tok_flags + t->ids_cap, 0, (size_t)(cap - t->ids_cap));
+        memset(t->tok_len + t->ids_cap, 0, (size_t)(cap - t->ids_cap) * sizeof *l);
+        memset(t->tok_off + t->ids_cap, 0, (size_t)(cap - t->ids_cap) * sizeof *o);
+        t->ids_cap = cap;
+    }
+    t->n_ids = id + 1;
     return 0;
 }
 
@@ -457,14 +459,138 @@ static int load_decoder(tl_tokenizer *t, json_t *d, tl_err *err) {
                       t->what, type ? type : (d && !json_is_null(d) ? "?" : "null"));
 }
 
-static int load_model(tl_tokenizer *t, json_t *m, const int16_t *cp_to_byte, tl_err *err) {
+/* A temporary map from vocabulary strings (as the file spells them) to ids, for merges. */
+typedef struct vslot {
+    uint32_t hash; /* low bits of tok_hash, checked before the bytes */
+    int32_t id;    /* -1 empty */
+    uint32_t off, len;
+} vslot;
+
+typedef struct vmap {
+    tl_tokenizer *t;
+    const int16_t *cp_to_byte;
+    char *keys;
+    size_t keys_len, keys_cap;
+    vslot *slot;
+    uint32_t cap, used;
+    char *scratch;
+    size_t scap;
+    char cat[1024];
+} vmap;
+
+static int vmap_grow(vmap *m) {
+    uint32_t cap = m->cap ? m->cap * 2 : 1u << 16;
+    vslot *ns = malloc((size_t)cap * sizeof *ns);
+    if (!ns) return -1;
+    for (uint32_t i = 0; i < cap; i++) ns[i].id = -1;
+    for (uint32_t i = 0; i < m->cap; i++) {
+        if (m->slot[i].id < 0) continue;
+        uint32_t j = (uint32_t)tok_hash(m->keys + m->slot[i].off, m->slot[i].len) & (cap - 1);
+        while (ns[j].id >= 0) j = (j + 1) & (cap - 1);
+        ns[j] = m->slot[i];
+    }
+    free(m->slot);
+    m->slot = ns, m->cap = cap;
+    return 0;
+}
+
+static int32_t vmap_find(const vmap *m, const char *s, size_t n) {
+    uint32_t mask = m->cap - 1;
+    uint64_t h = tok_hash(s, n);
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        const vslot *v = &m->slot[i];
+        if (v->id < 0) return -1;
+        if (v->hash == (uint32_t)h && v->len == n && !memcmp(m->keys + v->off, s, n)) return v->id;
+    }
+}
+
+static void vmap_free(vmap *m) {
+    free(m->keys), free(m->slot), free(m->scratch);
+}
+
+static int vocab_entry(void *ctx, const char *key, size_t klen, long long id, tl_err *err) {
+    vmap *m = ctx;
+    tl_tokenizer *t = m->t;
+    if (id < 0 || id >= TOK_MAX_ID)
+        return tl_err_set(err, TL_EFORMAT, "%s: model.vocab[\"%.*s\"]: id %lld is not in 0..%d", t->what,
+                          (int)TL_MIN(klen, 64), key, id, TOK_MAX_ID - 1);
+    if (id < t->n_ids && (t->tok_flags[id] & TOK_F_PRESENT))
+        return tl_err_set(err, TL_EFORMAT, "%s: model.vocab[\"%.*s\"]: id %lld used twice", t->what,
+                          (int)TL_MIN(klen, 64), key, id);
+    if (klen + 1 > m->scap) {
+        free(m->scratch);
+        m->scap = klen + 256;
+        if (!(m->scratch = malloc(m->scap))) return tl_err_set(err, TL_ENOMEM, "out of memory");
+    }
+    int rc = token_set(t, m->cp_to_byte, (int32_t)id, key, klen, 0, m->scratch, err);
+    if (rc) return rc;
+    if ((m->used + 1) * 2 > m->cap && vmap_grow(m)) return tl_err_set(err, TL_ENOMEM, "out of memory");
+    if (m->keys_len + klen > m->keys_cap) {
+        size_t cap = m->keys_cap ? m->keys_cap * 2 : 1 << 20;
+        while (cap < m->keys_len + klen) cap *= 2;
+        char *k = realloc(m->keys, cap);
+        if (!k || cap > UINT32_MAX) return tl_err_set(err, TL_ENOMEM, "out of memory (vocab keys)");
+        m->keys = k, m->keys_cap = cap;
+    }
+    if (vmap_find(m, key, klen) >= 0) return 0; /* a repeated key: the first id serves merges */
+    memcpy(m->keys + m->keys_len, key, klen);
+    uint64_t h = tok_hash(key, klen);
+    uint32_t j = (uint32_t)h & (m->cap - 1);
+    while (m->slot[j].id >= 0) j = (j + 1) & (m->cap - 1);
+    m->slot[j] = (vslot){(uint32_t)h, (int32_t)id, (uint32_t)m->keys_len, (uint32_t)klen};
+    m->keys_len += klen;
+    m->used++;
+    return 0;
+}
+
+static int merge_entry(void *ctx, const char *a, size_t la, const char *b, size_t lb, size_t i,
+                       tl_err *err) {
+    vmap *m = ctx;
+    tl_tokenizer *t = m->t;
+    int32_t ia = vmap_find(m, a, la), ib = vmap_find(m, b, lb);
+    if (ia < 0 || ib < 0)
+        return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: token \"%.*s\" is not in "
+                          "model.vocab", t->what, i, (int)TL_MIN(ia >= 0 ? lb : la, 64), ia >= 0 ? b : a);
+    if (la + lb > sizeof m->cat)
+        return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: tokens too long", t->what, i);
+    memcpy(m->cat, a, la);
+    memcpy(m->cat + la, b, lb);
+    int32_t inew = vmap_find(m, m->cat, la + lb);
+    if (inew < 0)
+        return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: merged token \"%.*s\" is not in "
+                          "model.vocab", t->what, i, (int)TL_MIN(la + lb, 64), m->cat);
+    if (i >= UINT32_MAX / 4 || (i + 1) * 2 > t->mcap) { /* grow the merge table */
+        uint32_t cap = t->mcap ? t->mcap * 2 : 1u << 16;
+        tok_merge *nm = i < UINT32_MAX / 4 ? malloc((size_t)cap * sizeof *nm) : NULL;
+        if (!nm) return tl_err_set(err, TL_ENOMEM, "%s: out of memory (%zu merges)", t->what, i);
+        for (uint32_t j = 0; j < cap; j++) nm[j].key = UINT64_MAX;
+        for (uint32_t j = 0; j < t->mcap; j++) {
+            if (t->merge[j].key == UINT64_MAX) continue;
+            uint32_t x = (uint32_t)tok_pair_hash(t->merge[j].key) & (cap - 1);
+            while (nm[x].key != UINT64_MAX) x = (x + 1) & (cap - 1);
+            nm[x] = t->merge[j];
+        }
+        free(t->merge);
+        t->merge = nm, t->mcap = cap;
+    }
+    uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
+    uint32_t j = (uint32_t)tok_pair_hash(key) & (t->mcap - 1);
+    while (t->merge[j].key != UINT64_MAX && t->merge[j].key != key) j = (j + 1) & (t->mcap - 1);
+    if (t->merge[j].key == key) return 0; /* a repeated merge keeps its first (lowest) rank */
+    t->merge[j] = (tok_merge){key, (uint32_t)i, inew};
+    return 0;
+}
+
+/* m is the model object with vocab and merges cut out; parts[] are their ranges in doc. */
+static int load_model(tl_tokenizer *t, json_t *m, const char *doc, size_t parts[2][2],
+                      const int16_t *cp_to_byte, tl_err *err) {
     if (!json_is_object(m)) return want_type(m, JSON_OBJECT, t->what, "model", err);
     const char *type = json_string_value(json_object_get(m, "type"));
-    json_t *vocab = json_object_get(m, "vocab"), *merges = json_object_get(m, "merges");
     if (type && strcmp(type, "BPE"))
         return tl_err_set(err, TL_EUNSUP, "%s: model.type '%s' is not supported (only BPE)", t->what, type);
-    if (!json_is_object(vocab)) return want_type(vocab, JSON_OBJECT, t->what, "model.vocab", err);
-    if (!json_is_array(merges)) return want_type(merges, JSON_ARRAY, t->what, "model.merges", err);
+    if (!parts)
+        return tl_err_set(err, TL_EFORMAT, "%s: model.vocab (an object) and model.merges (an array) "
+                          "are required", t->what);
     json_t *v = json_object_get(m, "dropout");
     if (v && !json_is_null(v) && !(json_is_number(v) && json_number_value(v) == 0))
         return tl_err_set(err, TL_EUNSUP, "%s: model.dropout is not supported", t->what);
@@ -476,99 +602,20 @@ static int load_model(tl_tokenizer *t, json_t *m, const int16_t *cp_to_byte, tl_
         if (s && *s) return tl_err_set(err, TL_EUNSUP, "%s: model.%s is not supported", t->what, affix[i]);
     }
     t->ignore_merges = get_bool(m, "ignore_merges", 0);
-
-    /* Vocabulary: size the id arrays once from the largest id. */
-    json_int_t max_id = -1;
-    const char *key;
-    size_t klen;
-    json_t *val;
-    json_object_keylen_foreach(vocab, key, klen, val) {
-        json_int_t id = json_integer_value(val);
-        if (!json_is_integer(val) || id < 0 || id >= TOK_MAX_ID)
-            return tl_err_set(err, TL_EFORMAT, "%s: model.vocab[\"%.*s\"]: id must be an integer in "
-                              "0..%d", t->what, (int)TL_MIN(klen, 64), key, TOK_MAX_ID - 1);
-        if (id > max_id) max_id = id;
-    }
-    if (max_id >= 0) {
-        int rc = ids_reserve(t, (int32_t)max_id, err);
-        if (rc) return rc;
-    }
-    char *scratch = NULL;
-    size_t scap = 0;
-    json_object_keylen_foreach(vocab, key, klen, val) {
-        if (klen + 1 > scap) {
-            free(scratch);
-            scap = klen + 64;
-            scratch = malloc(scap);
-            if (!scratch) return tl_err_set(err, TL_ENOMEM, "out of memory");
-        }
-        int32_t id = (int32_t)json_integer_value(val);
-        if (t->tok_flags[id] & TOK_F_PRESENT) {
-            free(scratch);
-            return tl_err_set(err, TL_EFORMAT, "%s: model.vocab[\"%.*s\"]: id %d used twice",
-                              t->what, (int)TL_MIN(klen, 64), key, id);
-        }
-        int rc = token_set(t, cp_to_byte, id, key, klen, 0, scratch, err);
-        if (rc) {
-            free(scratch);
-            return rc;
+    vmap vm = {.t = t, .cp_to_byte = cp_to_byte};
+    int rc = vmap_grow(&vm) ? tl_err_set(err, TL_ENOMEM, "out of memory") : 0;
+    if (!rc) rc = tok_json_vocab(doc, parts[0][0], parts[0][1], vocab_entry, &vm, t->what, err);
+    if (!rc) rc = tok_json_merges(doc, parts[1][0], parts[1][1], merge_entry, &vm, t->what, err);
+    if (!rc && !t->mcap) { /* no merges: an empty table still answers lookups */
+        t->merge = malloc(16 * sizeof *t->merge);
+        if (!t->merge) rc = tl_err_set(err, TL_ENOMEM, "out of memory");
+        else {
+            for (int j = 0; j < 16; j++) t->merge[j].key = UINT64_MAX;
+            t->mcap = 16;
         }
     }
-    free(scratch);
-
-    /* Merges. */
-    size_t nm = json_array_size(merges);
-    uint32_t cap = 16;
-    while (cap < nm * 2 + 16) cap *= 2;
-    t->mkey = malloc((size_t)cap * sizeof *t->mkey);
-    t->mrank = malloc((size_t)cap * sizeof *t->mrank);
-    t->mnew = malloc((size_t)cap * sizeof *t->mnew);
-    if (!t->mkey || !t->mrank || !t->mnew) return tl_err_set(err, TL_ENOMEM, "out of memory (merges)");
-    memset(t->mkey, 0xff, (size_t)cap * sizeof *t->mkey);
-    t->mcap = cap;
-    char buf[1024];
-    for (size_t i = 0; i < nm; i++) {
-        json_t *e = json_array_get(merges, i);
-        const char *a, *b;
-        size_t la, lb;
-        if (json_is_string(e)) {
-            const char *s = json_string_value(e);
-            size_t n = json_string_length(e);
-            const char *sp = memchr(s, ' ', n);
-            if (!sp)
-                return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: \"%.*s\" is not \"a b\"",
-                                  t->what, i, (int)TL_MIN(n, 64), s);
-            a = s, la = (size_t)(sp - s), b = sp + 1, lb = n - la - 1;
-        } else if (json_is_array(e) && json_array_size(e) == 2 && json_is_string(json_array_get(e, 0)) &&
-                   json_is_string(json_array_get(e, 1))) {
-            a = json_string_value(json_array_get(e, 0)), la = json_string_length(json_array_get(e, 0));
-            b = json_string_value(json_array_get(e, 1)), lb = json_string_length(json_array_get(e, 1));
-        } else {
-            return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: must be \"a b\" or [\"a\", \"b\"]",
-                              t->what, i);
-        }
-        json_t *ia = json_object_getn(vocab, a, la), *ib = json_object_getn(vocab, b, lb);
-        if (!ia || !ib)
-            return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: token \"%.*s\" is not in "
-                              "model.vocab", t->what, i, (int)TL_MIN(ia ? lb : la, 64), ia ? b : a);
-        if (la + lb > sizeof buf)
-            return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: tokens too long", t->what, i);
-        memcpy(buf, a, la);
-        memcpy(buf + la, b, lb);
-        json_t *inew = json_object_getn(vocab, buf, la + lb);
-        if (!inew)
-            return tl_err_set(err, TL_EFORMAT, "%s: model.merges[%zu]: merged token \"%.*s\" is not "
-                              "in model.vocab", t->what, i, (int)TL_MIN(la + lb, 64), buf);
-        uint64_t k = ((uint64_t)(uint32_t)json_integer_value(ia) << 32) |
-                     (uint32_t)json_integer_value(ib);
-        uint32_t j = (uint32_t)tok_pair_hash(k) & (cap - 1);
-        while (t->mkey[j] != UINT64_MAX && t->mkey[j] != k) j = (j + 1) & (cap - 1);
-        if (t->mkey[j] == k) continue; /* a repeated merge keeps its first (lowest) rank */
-        t->mkey[j] = k;
-        t->mrank[j] = (uint32_t)i;
-        t->mnew[j] = (int32_t)json_integer_value(inew);
-    }
-    return 0;
+    vmap_free(&vm);
+    return rc;
 }
 
 static int load_added(tl_tokenizer *t, json_t *arr, const int16_t *cp_to_byte, tl_err *err) {
@@ -693,8 +740,32 @@ int tl_tok_load_mem(const char *json, size_t json_len, const char *config_json, 
     for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
     for (int b = 0; b < 256; b++) cp_to_byte[byte_to_cp(b)] = (int16_t)b;
 
+    /* model.vocab and model.merges are read by tok_json.c; jansson parses the rest. */
+    size_t parts[2][2];
+    int found = tok_json_find_model_parts(json, json_len, parts);
+    char *rest = NULL;
+    size_t rest_len = json_len;
+    if (found) {
+        int first = parts[0][0] < parts[1][0] ? 0 : 1, second = 1 - first;
+        rest = malloc(json_len + 1);
+        if (!rest) {
+            tl_tok_free(t);
+            return tl_err_set(err, TL_ENOMEM, "out of memory");
+        }
+        const char *stub[2] = {"{}", "[]"};
+        size_t k = 0;
+        memcpy(rest + k, json, parts[first][0]), k += parts[first][0];
+        memcpy(rest + k, stub[first], 2), k += 2;
+        memcpy(rest + k, json + parts[first][1], parts[second][0] - parts[first][1]);
+        k += parts[second][0] - parts[first][1];
+        memcpy(rest + k, stub[second], 2), k += 2;
+        memcpy(rest + k, json + parts[second][1], json_len - parts[second][1]);
+        k += json_len - parts[second][1];
+        rest_len = k;
+    }
     json_error_t je;
-    json_t *root = json_loadb(json, json_len, JSON_ALLOW_NUL, &je);
+    json_t *root = json_loadb(found ? rest : json, rest_len, JSON_ALLOW_NUL, &je);
+    free(rest);
     int rc = 0;
     if (!root) {
         rc = tl_err_set(err, TL_EFORMAT, "%s: not valid JSON: line %d column %d (byte %d): %s",
@@ -708,7 +779,9 @@ int tl_tok_load_mem(const char *json, size_t json_len, const char *config_json, 
     if ((rc = load_normalizer(t, json_object_get(root, "normalizer"), "normalizer", err))) goto fail;
     if ((rc = load_pre(t, json_object_get(root, "pre_tokenizer"), "pre_tokenizer", err))) goto fail;
     if ((rc = load_decoder(t, json_object_get(root, "decoder"), err))) goto fail;
-    if ((rc = load_model(t, json_object_get(root, "model"), cp_to_byte, err))) goto fail;
+    if ((rc = load_model(t, json_object_get(root, "model"), json, found ? parts : NULL, cp_to_byte,
+                         err)))
+        goto fail;
     if ((rc = load_added(t, json_object_get(root, "added_tokens"), cp_to_byte, err))) goto fail;
     if ((rc = load_post(t, json_object_get(root, "post_processor"), "post_processor", err))) goto fail;
     for (int i = 0; i < t->n_tpl_prefix; i++)
@@ -751,9 +824,7 @@ void tl_tok_free(tl_tokenizer *t) {
     free(t->tok_flags);
     free(t->arena);
     free(t->vhash);
-    free(t->mkey);
-    free(t->mrank);
-    free(t->mnew);
+    free(t->merge);
     free(t->added);
     free(t->trie_raw.nodes);
     free(t->trie_norm.nodes);
