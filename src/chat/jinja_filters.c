@@ -65,7 +65,10 @@ static jv case_map(jctx *c, jv v, int mode) {
         i = cp_next(p, n, i, &cp);
         int32_t o = cp;
         switch (mode) {
-        case CASE_UPPER: o = utf8proc_toupper(cp); break;
+        case CASE_UPPER:
+            if (cp == 0xDF) { jbuf_put(&b, "SS", 2); continue; } /* the one full case mapping templates meet */
+            o = utf8proc_toupper(cp);
+            break;
         case CASE_LOWER: o = utf8proc_tolower(cp); break;
         case CASE_TITLE_PY:
             o = prev_cased ? utf8proc_tolower(cp) : utf8proc_totitle(cp);

@@ -31,6 +31,8 @@ typedef struct parser {
     tok *toks;
     size_t ntok, captok, pos;
     int depth;
+    size_t lc_off;       /* line_col's cursor */
+    int lc_line, lc_col;
     tl_err *err;
     jmp_buf jb;
 } parser;
@@ -58,14 +60,22 @@ static void *palloc(parser *p, size_t n) {
     return q;
 }
 
+/* Line and column (1-based, columns in code points) of a source offset. Offsets mostly grow
+ * while lexing, so this walks on from the last answer. */
 static void line_col(parser *p, size_t off, int *line, int *col) {
-    int l = 1, c = 1;
-    for (size_t i = 0; i < off && i < p->len; i++) {
-        if (p->src[i] == '\n') { l++; c = 1; }
-        else if (((unsigned char)p->src[i] & 0xC0) != 0x80) c++;
+    if (off < p->lc_off) {
+        p->lc_off = 0;
+        p->lc_line = 1;
+        p->lc_col = 1;
     }
-    *line = l;
-    *col = c;
+    if (!p->lc_line) { p->lc_line = 1; p->lc_col = 1; }
+    for (size_t i = p->lc_off; i < off && i < p->len; i++) {
+        if (p->src[i] == '\n') { p->lc_line++; p->lc_col = 1; }
+        else if (((unsigned char)p->src[i] & 0xC0) != 0x80) p->lc_col++;
+    }
+    p->lc_off = off < p->len ? off : p->len;
+    *line = p->lc_line;
+    *col = p->lc_col;
 }
 
 /* ---- lexer ---------------------------------------------------------------------------------- */
@@ -346,7 +356,6 @@ static void lex(parser *p) {
                 }
                 size_t cs = after, ce = end;
                 if (rs == '-') while (cs < ce && is_ws(p->src[cs])) cs++;
-                else if (rs != '+' && cs < ce && p->src[cs] == '\n') cs++;
                 if (els == '-') while (ce > cs && is_ws(p->src[ce - 1])) ce--;
                 else if (els != '+') {
                     size_t r = ce;
@@ -1118,11 +1127,25 @@ int jtemplate_compile(jtemplate **out, const char *src, size_t len, const jlimit
     jtemplate *t = calloc(1, sizeof *t);
     if (!t) return tl_err_set(err, TL_ENOMEM, "out of memory compiling a template");
     t->arena.cap = lim && lim->max_memory ? lim->max_memory : (256u << 20);
-    parser p = {.arena = &t->arena, .src = src, .len = len, .err = err};
+    parser p = {.arena = &t->arena, .err = err};
     if (setjmp(p.jb)) {
         jtemplate_free(t);
         return -(err && err->code ? err->code : TL_EFORMAT);
     }
+    /* as jinja2: every newline sequence becomes "\n", and one trailing newline is dropped
+     * (keep_trailing_newline=False) */
+    char *norm = palloc(&p, len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '\r') {
+            norm[n++] = '\n';
+            if (i + 1 < len && src[i + 1] == '\n') i++;
+        } else norm[n++] = src[i];
+    }
+    if (n && norm[n - 1] == '\n') n--;
+    norm[n] = 0;
+    p.src = norm;
+    p.len = n;
     lex(&p);
     parse_body(&p, &t->body, NULL, 0, NULL);
     *out = t;

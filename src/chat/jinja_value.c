@@ -328,6 +328,7 @@ void jv_write_repr(jbuf *b, jv v) {
         jv_write_repr(b, d);
         jbuf_putc(b, '>');
         return;
+    case JV_UNDEF: jbuf_put(b, "Undefined", 9); return;
     default: jv_write_str(b, v);
     }
 }
