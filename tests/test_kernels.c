@@ -252,10 +252,12 @@ static void test_ops(tl_backend *be, tl_backend *ref, const char *isa) {
     free(w);
 }
 
-/* Paged attention: 2 slots, pages out of order, GQA 6 q heads over 2 kv heads, a prefill batch
- * (rows of slot 0 at positions 0..11) and decode rows. */
-static void test_attention(tl_backend *be, tl_backend *ref, const char *isa) {
-    enum { L = 1, D = 72, HQ = 6, HKV = 2, PS = 4, NP = 12, MPS = 6 };
+/* Paged attention: 2 slots, pages out of order, GQA, a prefill batch (rows of slot 0 at
+ * positions 0..11: blocks of rows share the 16 lanes of the flash kernel) and decode rows.
+ * Shapes: D 72 (masked tails) with 3 q heads per kv head, and Qwen3.5's D 256 with 4. */
+static void test_attention(tl_backend *be, tl_backend *ref, const char *isa, const int D, const int HQ,
+                           const int HKV) {
+    enum { L = 1, PS = 4, NP = 12, MPS = 6 };
     tl_kv kv = {.n_layers = L, .kv_dim = HKV * D, .page_size = PS, .n_pages = NP, .max_slots = 2,
                 .max_pages_per_slot = MPS};
     float *kbuf = calloc((size_t)NP * PS * HKV * D, 4), *vbuf = calloc((size_t)NP * PS * HKV * D, 4);
@@ -379,7 +381,8 @@ int main(void) {
                 test_matmul_big(be, ref);
             }
             test_ops(be, ref, isa);
-            test_attention(be, ref, isa);
+            test_attention(be, ref, isa, 72, 6, 2);
+            test_attention(be, ref, isa, 256, 8, 2);
             test_gdn(be, ref, isa, 2, 4, 32, 48);
             test_gdn(be, ref, isa, 2, 2, 128, 128);
             be->destroy(be);

@@ -85,6 +85,13 @@ typedef struct tl_cpu_kern {
      * delta = beta (v - m); S += k deltaᵀ; o = Sᵀq. tmp: dv floats. */
     void (*gdn_step)(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
                      const float *v, float *o, float *tmp);
+    /* Causal attention of up to 16 query vectors (qs[i], at position qpos[i], all of one slot and
+     * one kv head) over positions 0..max(qpos) of that slot's pages: outs[i] = softmax(q·K·scale) V.
+     * kp/vp give the row of position t (already offset to the kv head). scratch: 16*D + 512 + 16*D
+     * floats. May be NULL (the backend then does one query at a time). */
+    void (*attn_block)(float *const *outs, const float *const *qs, const int *qpos, int nq, int D,
+                       float scale, const float *(*row)(const void *ctx, int kv, int t), const void *ctx,
+                       float *scratch);
     void (*swiglu)(float *y, const float *g, const float *u, size_t n); /* y = silu(g) * u */
     void (*mul_sigmoid)(float *y, const float *g, size_t n);           /* y *= sigmoid(g) */
 } tl_cpu_kern;

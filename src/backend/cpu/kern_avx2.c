@@ -127,6 +127,7 @@ static const tl_cpu_kern kern_avx2 = {
     .scale = avx2_scale,
     .xq_rows = tl_cpu_xq_rows,
     .gdn_step = tl_cpu_gdn_step,
+    .attn_block = NULL,
     .swiglu = avx2_swiglu,
     .mul_sigmoid = avx2_mul_sigmoid,
 };

@@ -10,6 +10,7 @@
  * caller walks many M-tiles over a row block that stays in L1). Per group the integer sums are
  * scaled in f32: y += s·d·Σq·xq + b·Σx. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
@@ -265,7 +266,95 @@ static void avx512_gdn_step(float *S, int dk, int dv, float alpha, float beta, c
     }
 }
 
-/* exp(x) for |x| <= 88: x = n·ln2 + r, |r| <= ln2/2, degree-6 polynomial (rel. error ~2e-7). */
+static inline __m512 exp512(__m512 x);
+
+/* Flash-style attention for a block of query vectors in the 16 lanes of a vector: Q is
+ * transposed once (Qt[d][lane], scale folded in), then each key position costs D FMAs that give
+ * its score for all lanes; the softmax runs online per lane over tiles of 16 positions (running
+ * max m, sum l, rescale by exp(m_old - m_new)); each lane's output accumulates p_t·v_t. */
+static void avx512_attn_block(float *const *outs, const float *const *qs, const int *qpos, int nq, int D,
+                              float scale, const float *(*row)(const void *ctx, int kv, int t), const void *ctx,
+                              float *scratch) {
+    float *Qt = scratch, *P = Qt + 16 * D, *corr = P + 256, *O = corr + 256;
+    int tmax = 0;
+    int32_t posl[16];
+    for (int i = 0; i < 16; i++) {
+        posl[i] = i < nq ? qpos[i] : -1;
+        if (i < nq && qpos[i] > tmax) tmax = qpos[i];
+    }
+    for (int d = 0; d < D; d++)
+        for (int i = 0; i < 16; i++) Qt[d * 16 + i] = i < nq ? qs[i][d] * scale : 0.f;
+    memset(O, 0, (size_t)nq * D * sizeof(float));
+    const __m512i posv = _mm512_loadu_si512(posl);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 m = ninf, l = _mm512_setzero_ps();
+    const float *vp[16];
+    for (int t0 = 0; t0 <= tmax; t0 += 16) {
+        int T = TL_MIN(16, tmax + 1 - t0);
+        __m512 s[16];
+        for (int t = 0; t < T; t++) {
+            const float *kr = row(ctx, 0, t0 + t);
+            vp[t] = row(ctx, 1, t0 + t);
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int d = 0;
+            for (; d + 4 <= D; d += 4) {
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(kr[d]), _mm512_load_ps(Qt + 16 * d), a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(kr[d + 1]), _mm512_load_ps(Qt + 16 * (d + 1)), a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(kr[d + 2]), _mm512_load_ps(Qt + 16 * (d + 2)), a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(kr[d + 3]), _mm512_load_ps(Qt + 16 * (d + 3)), a3);
+            }
+            for (; d < D; d++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(kr[d]), _mm512_load_ps(Qt + 16 * d), a0);
+            __m512 sc = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+            __mmask16 valid = _mm512_cmpge_epi32_mask(posv, _mm512_set1_epi32(t0 + t));
+            s[t] = _mm512_mask_blend_ps(valid, ninf, sc);
+        }
+        __m512 mt = m;
+        for (int t = 0; t < T; t++) mt = _mm512_max_ps(mt, s[t]);
+        __mmask16 live = _mm512_cmp_ps_mask(mt, ninf, _CMP_NEQ_OQ);
+        __m512 c = _mm512_mask_blend_ps(live, _mm512_set1_ps(1.f), exp512(_mm512_sub_ps(m, mt)));
+        c = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(m, ninf, _CMP_EQ_OQ), c, _mm512_setzero_ps());
+        l = _mm512_mul_ps(l, c);
+        for (int t = 0; t < T; t++) {
+            __mmask16 ok = _mm512_cmp_ps_mask(s[t], ninf, _CMP_NEQ_OQ);
+            __m512 pt = _mm512_maskz_mov_ps(ok, exp512(_mm512_sub_ps(s[t], mt)));
+            l = _mm512_add_ps(l, pt);
+            _mm512_store_ps(P + 16 * t, pt);
+        }
+        m = mt;
+        _mm512_store_ps(corr, c);
+        for (int i = 0; i < nq; i++) {
+            float *o = O + (size_t)i * D;
+            __m512 ci = _mm512_set1_ps(corr[i]);
+            for (int c0 = 0; c0 < D; c0 += 64) {
+                int nb = TL_MIN(4, (D - c0 + 15) / 16);
+                __mmask16 km[4];
+                __m512 acc[4];
+                for (int b = 0; b < 4; b++) {
+                    int left = D - c0 - 16 * b;
+                    km[b] = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1u) : 0;
+                    acc[b] = _mm512_mul_ps(ci, _mm512_maskz_loadu_ps(km[b], o + c0 + 16 * b));
+                }
+                for (int t = 0; t < T; t++) {
+                    float pv = P[16 * t + i];
+                    if (pv == 0.f) continue;
+                    __m512 pb = _mm512_set1_ps(pv);
+                    for (int b = 0; b < nb; b++)
+                        acc[b] = _mm512_fmadd_ps(pb, _mm512_maskz_loadu_ps(km[b], vp[t] + c0 + 16 * b), acc[b]);
+                }
+                for (int b = 0; b < nb; b++) _mm512_mask_storeu_ps(o + c0 + 16 * b, km[b], acc[b]);
+            }
+        }
+    }
+    float lv[16];
+    _mm512_storeu_ps(lv, l);
+    for (int i = 0; i < nq; i++) {
+        float inv = lv[i] > 0.f ? 1.f / lv[i] : 0.f;
+        for (int d = 0; d < D; d++) outs[i][d] = O[(size_t)i * D + d] * inv;
+    }
+}
+
+/* exp(x) for |x| <= 88: x = n·ln2 + r, |r| <= ln2/2, degree-6 polynomial (rel. error ~2e-7);
+ * -inf gives 0 (clamped to -88, then ~6e-39: callers mask it). */
 static inline __m512 exp512(__m512 x) {
     x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.f)), _mm512_set1_ps(-88.f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
@@ -311,6 +400,7 @@ static const tl_cpu_kern kern_avx512 = {
     .scale = avx512_scale,
     .xq_rows = avx512_xq_rows,
     .gdn_step = avx512_gdn_step,
+    .attn_block = avx512_attn_block,
     .swiglu = avx512_swiglu,
     .mul_sigmoid = avx512_mul_sigmoid,
 };

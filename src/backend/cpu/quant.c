@@ -266,6 +266,7 @@ const tl_cpu_kern tl_cpu_kern_scalar = {
     .scale = scalar_scale,
     .xq_rows = tl_cpu_xq_rows,
     .gdn_step = tl_cpu_gdn_step,
+    .attn_block = NULL,
     .swiglu = scalar_swiglu,
     .mul_sigmoid = scalar_mul_sigmoid,
 };
