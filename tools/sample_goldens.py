@@ -110,6 +110,7 @@ def main():
     hf("hf_big_topp095_t11", big, temp=1.1, p=0.95)
     hf("hf_big_topk50_minp002", big, k=50, m=0.02)
     hf("hf_big_t06", big, temp=0.6)
+    hf("hf_big_topk1500_t13_p099", big, temp=1.3, k=1500, p=0.99)
 
     for name, k, p, m in [("mlx_topk5", 5, 1.0, 0.0), ("mlx_topp07", 0, 0.7, 0.0),
                           ("mlx_minp02", 0, 1.0, 0.2), ("mlx_topp093", 0, 0.93, 0.0)]:

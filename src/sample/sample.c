@@ -3,9 +3,10 @@
  * Order: logit bias -> repetition penalty -> presence/frequency penalty -> temperature -> top-k
  * -> top-p -> min-p -> draw. The filters follow transformers' warpers exactly (ties at the top-k
  * boundary kept; top-p removes tokens whose ascending cumulative probability is <= 1 - top_p;
- * min-p removes probabilities < min_p * max). Work is O(vocab) per token plus a sort of the
- * candidates that can matter: top-k's survivors, or for top-p the tokens left after the tail whose
- * total mass is provably below 1 - top_p has been cut by a log2 histogram. */
+ * min-p removes probabilities < min_p * max). Work is O(vocab) per token: top-k by a one-pass
+ * min-heap (quickselect for large k), softmax over the survivors, top-p by bucketing the
+ * probabilities and sorting only the bucket where the cumulative mass crosses top_p; expf over
+ * the candidates is what costs most (about 1-2 ms for a 248k vocabulary without top-k). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,9 @@ struct tl_sampler {
     /* scratch */
     int32_t *cand;        /* [vocab] candidate ids */
     float *cp;            /* [vocab] candidate probabilities (normalised over kept set) */
-    float *tmp;           /* [vocab] quickselect copy */
+    float *tmp;           /* [vocab] quickselect copy, top-k heap, top-p boundary bucket */
+    int32_t *cand2;       /* [vocab] top-p boundary bucket ids */
+    double *bin_mass;     /* [NBINS] top-p bucket masses */
     int n_cand;
 };
 
@@ -114,6 +117,8 @@ void tl_sampler_free(tl_sampler *s) {
     tl_free(s->cand, vocab_bytes(s, sizeof(int32_t)), TL_MEM_SCRATCH);
     tl_free(s->cp, vocab_bytes(s, sizeof(float)), TL_MEM_SCRATCH);
     tl_free(s->tmp, vocab_bytes(s, sizeof(float)), TL_MEM_SCRATCH);
+    tl_free(s->cand2, vocab_bytes(s, sizeof(int32_t)), TL_MEM_SCRATCH);
+    free(s->bin_mass);
     free(s->bias);
     free(s->ctx);
     free(s->gen_ids);
@@ -144,7 +149,10 @@ int tl_sampler_new(tl_sampler **out, const tl_sample_params *p, int vocab_size, 
     s->cand = tl_alloc(vocab_bytes(s, sizeof(int32_t)), TL_MEM_SCRATCH);
     s->cp = tl_alloc(vocab_bytes(s, sizeof(float)), TL_MEM_SCRATCH);
     s->tmp = tl_alloc(vocab_bytes(s, sizeof(float)), TL_MEM_SCRATCH);
-    if (!s->gen_count || !s->mark || !s->cand || !s->cp || !s->tmp) goto oom;
+    s->cand2 = tl_alloc(vocab_bytes(s, sizeof(int32_t)), TL_MEM_SCRATCH);
+    s->bin_mass = malloc(4096 * sizeof(double));
+    if (!s->gen_count || !s->mark || !s->cand || !s->cp || !s->tmp || !s->cand2 || !s->bin_mass)
+        goto oom;
     rng_seed(s->rng, s->p.seed, s->p.stream);
     *out = s;
     return 0;
@@ -223,9 +231,41 @@ static void apply_bias_and_penalties(tl_sampler *s, float *logits) {
 
 static int argmax(const float *x, int n) {
     int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best] || (isnan(x[best]) && !isnan(x[i]))) best = i;
+    while (best < n - 1 && isnan(x[best])) best++; /* NaN never wins a comparison */
+    float bv = x[best];
+    for (int i = best + 1; i < n; i++)
+        if (x[i] > bv) bv = x[i], best = i;
     return best;
+}
+
+/* k-th largest of x[0..n) for small k: one pass keeping the k largest in a min-heap (most
+ * values fail the first comparison, so this runs at memory speed). heap holds k floats. */
+static float kth_largest_heap(float *heap, const float *x, int n, int k) {
+    int h = 0;
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        if (isnan(v)) continue;
+        if (h < k) { /* sift up */
+            int j = h++;
+            while (j > 0 && heap[(j - 1) / 2] > v) {
+                heap[j] = heap[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            heap[j] = v;
+        } else if (v > heap[0]) { /* replace the minimum, sift down */
+            int j = 0;
+            for (;;) {
+                int c = 2 * j + 1;
+                if (c >= k) break;
+                if (c + 1 < k && heap[c + 1] < heap[c]) c++;
+                if (heap[c] >= v) break;
+                heap[j] = heap[c];
+                j = c;
+            }
+            heap[j] = v;
+        }
+    }
+    return h < k ? -INFINITY : heap[0];
 }
 
 /* k-th largest value (1-based k) of x[0..n) by quickselect on a copy. */
@@ -264,66 +304,70 @@ static int cmp_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Sort the first n candidates by probability, descending (ties: lower id first). */
-static int sort_candidates(tl_sampler *s, int n) {
+/* Sort candidates [at, at+n) by probability, descending (ties: lower id first). */
+static int sort_candidates_at(tl_sampler *s, int at, int n) {
+    if (n <= 1) return 0;
     pid *v = malloc((size_t)n * sizeof *v);
     if (!v) return -1;
-    for (int i = 0; i < n; i++) v[i] = (pid){s->cp[i], s->cand[i]};
+    for (int i = 0; i < n; i++) v[i] = (pid){s->cp[at + i], s->cand[at + i]};
     qsort(v, (size_t)n, sizeof *v, cmp_desc);
     for (int i = 0; i < n; i++) {
-        s->cp[i] = v[i].p;
-        s->cand[i] = v[i].id;
+        s->cp[at + i] = v[i].p;
+        s->cand[at + i] = v[i].id;
     }
     free(v);
     return 0;
 }
 
-/* Top-p on candidates whose probabilities sum to 1: cut the tail whose mass is provably
- * <= 1 - top_p without sorting it (log2 buckets), then sort the rest. Returns the number of
- * candidates left, sorted descending. */
-static int prune_and_sort(tl_sampler *s, int n, float top_p) {
-    enum { NB = 64 };
-    if (n > 1024) {
-        double mass[NB] = {0};
-        int count[NB] = {0};
-        for (int i = 0; i < n; i++) {
-            int e;
-            frexpf(s->cp[i], &e); /* p in [2^(e-1), 2^e) */
-            int b = -e;           /* 0 = [0.5, 1), larger = smaller */
-            if (b < 0) b = 0;
-            if (b >= NB) b = NB - 1;
-            mass[b] += s->cp[i];
-            count[b]++;
+static int sort_candidates(tl_sampler *s, int n) { return sort_candidates_at(s, 0, n); }
+
+/* Top-p on candidates whose probabilities sum to 1, without sorting them all: bucket the
+ * probabilities by the top 13 bits of their float representation (monotonic for p >= 0), keep
+ * every bucket above the one where the descending cumulative mass reaches top_p, and sort only
+ * that boundary bucket to walk it exactly as transformers does (keep while the mass before a
+ * token is < top_p). Returns the number kept, or -1 when the caller must sort everything
+ * (min_keep not met). */
+enum { NBINS = 4096 };
+
+static inline int prob_bin(float p) {
+    uint32_t u;
+    memcpy(&u, &p, 4);
+    return (int)(u >> 19) & (NBINS - 1);
+}
+
+static int top_p_select(tl_sampler *s, int n, float top_p) {
+    double *mass = s->bin_mass;
+    memset(mass, 0, NBINS * sizeof *mass);
+    for (int i = 0; i < n; i++) mass[prob_bin(s->cp[i])] += s->cp[i];
+    double above = 0;
+    int J = 0;
+    for (int b = NBINS - 1; b >= 0; b--) {
+        if (above + mass[b] >= top_p) {
+            J = b;
+            break;
         }
-        /* Buckets from the smallest up; cut while the cut mass stays <= 1 - top_p and enough
-         * tokens remain. Bucket NB-1 also holds zeros and denormals. */
-        double cut = 0, budget = 1.0 - (double)top_p;
-        int left = n, cut_from = NB; /* buckets >= cut_from are removed */
-        for (int b = NB - 1; b > 0; b--) {
-            if (cut + mass[b] > budget * 0.999 || left - count[b] < s->p.min_keep) break;
-            cut += mass[b];
-            left -= count[b];
-            cut_from = b;
-        }
-        if (cut_from < NB) {
-            int m = 0;
-            for (int i = 0; i < n; i++) {
-                int e;
-                frexpf(s->cp[i], &e);
-                int b = -e;
-                if (b < 0) b = 0;
-                if (b >= NB) b = NB - 1;
-                if (b < cut_from) {
-                    s->cand[m] = s->cand[i];
-                    s->cp[m] = s->cp[i];
-                    m++;
-                }
-            }
-            n = m;
+        above += mass[b];
+    }
+    int m = 0, nj = 0;
+    for (int i = 0; i < n; i++) {
+        int b = prob_bin(s->cp[i]);
+        if (b > J) { /* compaction in place: m <= i */
+            s->cand[m] = s->cand[i];
+            s->cp[m] = s->cp[i];
+            m++;
+        } else if (b == J) {
+            s->cand2[nj] = s->cand[i];
+            s->tmp[nj] = s->cp[i];
+            nj++;
         }
     }
-    if (sort_candidates(s, n)) return -1;
-    return n;
+    memcpy(s->cand + m, s->cand2, (size_t)nj * sizeof *s->cand);
+    memcpy(s->cp + m, s->tmp, (size_t)nj * sizeof *s->cp);
+    if (sort_candidates_at(s, m, nj)) return -1;
+    double before = above;
+    int k = 0;
+    while (k < nj && before < top_p) before += s->cp[m + k++];
+    return m + k;
 }
 
 /* Fill s->cand / s->cp with the kept tokens and their renormalised probabilities. */
@@ -341,7 +385,9 @@ static int sampler_filter(tl_sampler *s, float *logits) {
 
     /* top-k (ties at the boundary kept, as transformers does) */
     float floor_v = -INFINITY;
-    if (p->top_k > 0 && p->top_k < V) floor_v = kth_largest(s->tmp, logits, V, p->top_k);
+    if (p->top_k > 0 && p->top_k < V)
+        floor_v = p->top_k <= 1024 ? kth_largest_heap(s->tmp, logits, V, p->top_k)
+                                   : kth_largest(s->tmp, logits, V, p->top_k);
     int n = 0;
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) {
@@ -365,9 +411,11 @@ static int sampler_filter(tl_sampler *s, float *logits) {
     for (int i = 0; i < n; i++) s->cp[i] = (float)(s->cp[i] / sum);
 
     int sorted = 0;
-    if (p->top_p < 1.0f) {
-        n = prune_and_sort(s, n, p->top_p);
+    if (p->top_p < 1.0f && p->min_keep <= 1) {
+        n = top_p_select(s, n, p->top_p);
         if (n < 0) return -1;
+    } else if (p->top_p < 1.0f) { /* min_keep > 1: the plain way, a full sort */
+        if (sort_candidates(s, n)) return -1;
         sorted = 1;
         double before = 0;
         int keep = 0;
