@@ -2,6 +2,7 @@
  * tools/qwen35_gdn_ops.py on inputs both sides generate from the same hash): conv + SiLU and its
  * state, the exact delta rule and the chunked form, split across calls, interleaved slots, the
  * gated RMSNorm, state clear. */
+#include "backend/cpu/cpu_gdn.h"
 #include "backend/ref/ref_gdn.h"
 #include "test.h"
 #include "test_qwen35_common.h"
@@ -47,6 +48,70 @@ static void run_span(const inputs *in, tl_gdn_state *st, int slot, int t0, int t
 static float rel(const float *got, const float *want, size_t n) {
     float m = q35_maxabs(want, n);
     return q35_maxdiff(got, want, n) / (m > 0 ? m : 1.0f);
+}
+
+/* The chunked forms (scalar and AVX-512) at the Qwen3.5 head shape (dk = dv = 128; r = 1 and 2)
+ * against the exact recurrence: 150 tokens of one slot after 20 of another, in runs that start
+ * mid-chunk, from a state that is not zero. */
+static void check_real_shapes(void) {
+    enum { RT = 150, RHK = 2, RD = 128 };
+    for (int rr = 1; rr <= 2; rr++) {
+        const int hv = RHK * rr, conv = 2 * RHK * RD + hv * RD;
+        const size_t nrec = (size_t)2 * hv * RD * RD;
+        float *qkv = malloc((size_t)RT * conv * sizeof(float));
+        float *a = malloc((size_t)RT * hv * sizeof(float)), *b = malloc((size_t)RT * hv * sizeof(float));
+        float alog[4], dtb[4];
+        q35_hash_f32(21, (size_t)RT * conv, 1.0f, qkv);
+        q35_hash_f32(22, (size_t)RT * hv, 4.0f, a);
+        q35_hash_f32(23, (size_t)RT * hv, 4.0f, b);
+        q35_hash_f32(24, 4, 1.0f, alog);
+        q35_hash_f32(25, 4, 2.0f, dtb);
+        float *rec[3], *out[3];
+        for (int v = 0; v < 3; v++) {
+            rec[v] = malloc(nrec * sizeof(float));
+            q35_hash_f32(26, nrec, 0.1f, rec[v]);
+            out[v] = malloc((size_t)RT * hv * RD * sizeof(float));
+        }
+        int32_t slots[RT], pos[RT];
+        for (int i = 0; i < RT; i++) slots[i] = i < 20 ? 1 : 0, pos[i] = i < 20 ? i : i - 20;
+        const int cuts[] = {0, 7, 20, 83, RT}; /* calls: [0,7) [7,20) [20,83) [83,150) */
+        size_t scr_n = tl_gdn_chunk_scratch_floats(TL_GDN_CHUNK, RD, RD);
+        float *scr = malloc(scr_n * sizeof(float));
+        int have_avx512 = 0;
+        for (int v = 0; v < 3; v++) {
+            tl_gdn_state st = {.max_slots = 2, .conv_dim = conv, .conv_k = 4, .n_v_heads = hv,
+                               .n_k_heads = RHK, .dk = RD, .dv = RD, .rec = rec[v]};
+            if (v == 2 && !(have_avx512 = tl_cpu_gdn_chunked_ok(&st))) break;
+            for (int c = 0; c + 1 < (int)TL_ARRAY_LEN(cuts); c++) {
+                int r0 = cuts[c], n = cuts[c + 1] - cuts[c];
+                tl_rows rows = {.n = n, .slot = slots + r0, .pos = pos + r0};
+                float *o = out[v] + (size_t)r0 * hv * RD;
+                const float *x = qkv + (size_t)r0 * conv, *aa = a + r0 * hv, *bb = b + r0 * hv;
+                if (v == 0) tl_ref_gdn_rule(NULL, o, x, aa, bb, alog, dtb, &st, &rows);
+                else if (v == 1) tl_gdn_rule_chunked(o, x, aa, bb, alog, dtb, &st, &rows, 16, scr);
+                else {
+                    tl_cpu_gdn_rule_chunked(o, x, aa, bb, alog, dtb, &st, &rows, TL_GDN_CHUNK, 0,
+                                            hv / 2, scr);
+                    tl_cpu_gdn_rule_chunked(o, x, aa, bb, alog, dtb, &st, &rows, TL_GDN_CHUNK,
+                                            hv / 2, hv, scr);
+                }
+            }
+        }
+        for (int v = 1; v < 3; v++) {
+            if (v == 2 && !have_avx512) {
+                printf("no AVX-512: the AVX-512 chunked form is not checked\n");
+                break;
+            }
+            size_t no = (size_t)RT * hv * RD;
+            double eo = q35_maxdiff(out[v], out[0], no) / q35_maxabs(out[0], no);
+            double es = q35_maxdiff(rec[v], rec[0], nrec) / q35_maxabs(rec[0], nrec);
+            if (getenv("Q35_VERBOSE")) printf("r=%d v=%d out %.3g state %.3g\n", rr, v, eo, es);
+            CHECKF(eo < 2e-4 && es < 2e-4, "r=%d %s chunked vs exact: out %.3g state %.3g", rr,
+                   v == 1 ? "scalar" : "AVX-512", eo, es);
+        }
+        for (int v = 0; v < 3; v++) free(rec[v]), free(out[v]);
+        free(qkv), free(a), free(b), free(scr);
+    }
 }
 
 int main(void) {
@@ -155,6 +220,7 @@ int main(void) {
     CHECK(tl_gdn_softplus(30.0f) == 30.0f && fabsf(tl_gdn_softplus(0.0f) - logf(2.0f)) < 1e-6f);
     CHECK(tl_gdn_softplus(-100.0f) >= 0.0f);
 
+    check_real_shapes();
     free(g_conv), free(g_cs), free(g_rule), free(g_state), free(g_norm);
     return test_done();
 }
