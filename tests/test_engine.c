@@ -225,9 +225,10 @@ int main(void) {
     for (int i = 0; i < NP; i++) g_prompt[i] = (int32_t)((i * 37 + 11) % 256);
     for (size_t d = 0; d < TL_ARRAY_LEN(dirs); d++) {
         for (int exact = 1; exact >= 0; exact--) {
-            /* ref: the same arithmetic per row whatever the batch: equal to rounding; the fast
-             * backend may order sums differently per batch shape */
-            double tol = exact ? 1e-6 : 1e-4;
+            /* ref: the same arithmetic per row whatever the batch: equal to rounding. The fast
+             * backend may pick other kernels (activation quantization levels, sum orders) per
+             * batch shape: held to the parity bar. A wrong position or page is O(1) anyway. */
+            double tol = exact ? 1e-6 : 1e-3;
             test_chunking(dirs[d], exact, tol);
             test_two_slots(dirs[d], exact, tol);
             test_snapshots(dirs[d], exact, tol);

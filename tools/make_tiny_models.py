@@ -264,12 +264,56 @@ def make_one(name, mtype, hp, groups, seed, out_root, cache_root):
     print(f"{name}: ok")
 
 
+def fuzz_seeds(out_dir):
+    """Seeds of fuzz/fuzz_model.c: a micro Llama matching its two fixed configs (dense f32,
+    hidden 8; MLX 4-bit group 32 with f16 scales, hidden 32)."""
+    from safetensors.numpy import save_file
+    rng = np.random.default_rng(7)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def shapes(h, inter, v=16, heads=2, kvh=1):
+        hd = h // heads
+        return {"embed_tokens": (v, h), "layers.0.self_attn.q_proj": (heads * hd, h),
+                "layers.0.self_attn.k_proj": (kvh * hd, h),
+                "layers.0.self_attn.v_proj": (kvh * hd, h),
+                "layers.0.self_attn.o_proj": (h, heads * hd),
+                "layers.0.mlp.gate_proj": (inter, h), "layers.0.mlp.up_proj": (inter, h),
+                "layers.0.mlp.down_proj": (h, inter)}
+
+    def norms(t, h):
+        for n in ("layers.0.input_layernorm", "layers.0.post_attention_layernorm", "norm"):
+            t[f"model.{n}.weight"] = (1 + 0.1 * rng.standard_normal(h)).astype(np.float32)
+
+    t = {}
+    for k, (r, c) in shapes(8, 16).items():
+        t[f"model.{k}.weight"] = (0.3 * rng.standard_normal((r, c))).astype(np.float32)
+    norms(t, 8)
+    save_file(t, str(out_dir / "dense.safetensors"))
+    t = {}
+    sh = shapes(32, 32)
+    sh["lm_head"] = (16, 32)
+    for k, (r, c) in sh.items():
+        pre = "" if k == "lm_head" else "model."
+        t[f"{pre}{k}.weight"] = rng.integers(0, 2**32, size=(r, c // 8), dtype=np.uint32)
+        t[f"{pre}{k}.scales"] = (0.01 * rng.random((r, c // 32)) + 0.001).astype(np.float16)
+        t[f"{pre}{k}.biases"] = (-0.05 * rng.random((r, c // 32))).astype(np.float16)
+    norms(t, 32)
+    save_file(t, str(out_dir / "q4.safetensors"))
+    print(f"fuzz seeds -> {out_dir}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "tests/data/llama"))
     ap.add_argument("--cache", default=str(ROOT / ".cache/tiny"))
     ap.add_argument("--only", default=None)
+    ap.add_argument("--fuzz-seeds", action="store_true",
+                    help="only write fuzz/seeds/fuzz_model/ (seeds of fuzz/fuzz_model.c)")
     a = ap.parse_args()
+    if a.fuzz_seeds:
+        fuzz_seeds(ROOT / "fuzz/seeds/fuzz_model")
+        return
     torch.set_num_threads(1)
     for name, mtype, hp, groups, seed in CONFIGS:
         if a.only and a.only != name:

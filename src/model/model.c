@@ -211,16 +211,34 @@ static const char *dtype_label(const tl_model *m) {
 
 int tl_model_open(tl_model **out, const char *dir, tl_backend *be, tl_err *err) {
     *out = NULL;
-    tl_model_priv *p = calloc(1, sizeof *p);
-    if (!p) return tl_err_set(err, TL_ENOMEM, "out of memory opening %s", dir);
-    tl_model *m = &p->m;
-    m->be = be;
-    snprintf(m->info.dir, sizeof m->info.dir, "%s", dir);
-    int rc = tl_config_load(&m->cfg, dir, err);
-    if (rc) {
-        free(p);
+    tl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    int rc = tl_config_load(&cfg, dir, err);
+    if (rc) return rc;
+    tl_st_set *st = NULL;
+    if ((rc = tl_st_open_dir(&st, dir, err))) {
+        tl_config_free(&cfg);
         return rc;
     }
+    return tl_model_open_parts(out, dir, &cfg, st, be, err);
+}
+
+int tl_model_open_parts(tl_model **out, const char *dir, tl_config *cfg, tl_st_set *st,
+                        tl_backend *be, tl_err *err) {
+    *out = NULL;
+    int rc;
+    tl_model_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        tl_config_free(cfg);
+        tl_st_free(st);
+        return tl_err_set(err, TL_ENOMEM, "out of memory opening %s", dir);
+    }
+    tl_model *m = &p->m;
+    m->be = be;
+    m->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    m->st = st;
+    snprintf(m->info.dir, sizeof m->info.dir, "%s", dir);
     switch (m->cfg.arch) {
     case TL_ARCH_LLAMA:
     case TL_ARCH_QWEN3: m->arch = &tl_arch_llama; break;
@@ -228,13 +246,7 @@ int tl_model_open(tl_model **out, const char *dir, tl_backend *be, tl_err *err) 
     default:
         rc = tl_err_set(err, TL_EUNSUP, "%s/config.json: model_type \"%s\" is not supported", dir,
                         m->cfg.model_type);
-        tl_config_free(&m->cfg);
-        free(p);
-        return rc;
-    }
-    if ((rc = tl_st_open_dir(&m->st, dir, err))) {
-        tl_config_free(&m->cfg);
-        free(p);
+        tl_model_close(m);
         return rc;
     }
     p->prefix = k_prefixes[0];

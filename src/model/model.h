@@ -77,6 +77,10 @@ extern const tl_arch_ops tl_arch_qwen35;  /* qwen35.c */
 /* Open dir (config.json + safetensors), pick the architecture from model_type, load weights
  * onto be. *out owns the config and the mapping; be is borrowed. */
 int tl_model_open(tl_model **out, const char *dir, tl_backend *be, tl_err *err);
+/* The same from a parsed config and tensor set (both taken over, freed on failure too); label
+ * names the model in messages. For tests and the fuzz target. */
+int tl_model_open_parts(tl_model **out, const char *label, tl_config *cfg, tl_st_set *st,
+                        tl_backend *be, tl_err *err);
 int tl_model_run_init(tl_model *m, const tl_run_dims *d, tl_err *err);
 void tl_model_close(tl_model *m);
 
