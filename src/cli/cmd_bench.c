@@ -321,7 +321,9 @@ static void bench_model(const bench_opts *o, int idx, tl_bench_result *r, double
     eo.device = o->device;
     eo.threads = o->threads;
     eo.max_slots = 1;
-    eo.ctx_len = o->ctx;
+    /* The KV cache is sized for the context the workload uses, so peak memory is what this
+     * workload needs (weights + KV + state + activations), not a default context's worth. */
+    eo.ctx_len = o->ctx ? o->ctx : (want_prompt ? want_prompt + n_gen + 16 : 2048);
     tl_engine *e = NULL;
     tl_tokenizer *tok = NULL;
     run_out ro = {0};
