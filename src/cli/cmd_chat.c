@@ -10,6 +10,7 @@
  * fits the context, the oldest turns are dropped (the system prompt stays) and the chat says so. */
 #define _GNU_SOURCE
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,20 @@
 #include "cli/cmd_generate.h"
 
 enum { MAX_SNAPS = 6 };
+
+/* Ctrl-C while a reply streams stops that reply (the REPL goes on); at the prompt it quits.
+ * A signal can only reach the program through a global, so this one is. */
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+static int show_or_stop(void *ctx, const char *text, size_t len) {
+    cli_show_text(ctx, text, len);
+    return g_interrupted;
+}
 
 typedef struct chat {
     cli_gen_args *a;
@@ -256,9 +271,10 @@ static int chat_turn(chat *c, const char *user) {
     go.stop_strs = c->a->stops;
     go.n_stop_strs = c->a->n_stops;
     go.tok = c->m->tok;
-    go.on_text = cli_show_text;
+    go.on_text = show_or_stop;
     go.cb_ctx = &show;
     tl_gen_result res;
+    g_interrupted = 0;
     rc = tl_generate(c->m->e, c->slot, ids, (int)n, fed_before, &go, &res, &err);
     if (rc) {
         cli_error("generation failed: %s", err.msg);
@@ -268,6 +284,8 @@ static int chat_turn(chat *c, const char *user) {
     }
     cli_show_finish(&show);
     fputc('\n', stdout);
+    if (res.finish == TL_FINISH_ABORT) printf("[interrupted]\n");
+    g_interrupted = 0;
     /* the slot now holds the prompt and every generated token but the last */
     int keep = res.slot_tokens;
     int32_t *held = malloc((size_t)(keep > 0 ? keep : 1) * sizeof *held);
@@ -381,6 +399,9 @@ int cmd_chat(int argc, char **argv) {
         goto out;
     }
     int tty = isatty(0);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C at the prompt ends getline */
+    sigaction(SIGINT, &sa, NULL);
     if (tty)
         printf("tallow chat — %s (%s). /reset, /thinking on|off, /stats, /quit\n", m.dir,
                mi->arch_name ? mi->arch_name : "?");
@@ -392,7 +413,7 @@ int cmd_chat(int argc, char **argv) {
             fflush(stdout);
         }
         ssize_t len = getline(&line, &cap, stdin);
-        if (len < 0) break;
+        if (len < 0 || g_interrupted) break;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (len == 0) continue;
         if (line[0] == '/') {
