@@ -128,5 +128,23 @@ gen --model "$T/gc" -p hi -m 1 --preset qwen-coding --verbose >/dev/null 2>"$T/p
 check "grep -q 'temp 0.6, top_p 0.95, top_k 20, min_p 0, presence 0,.*thinking on, preset qwen-coding' $T/pre.err" "preset values: $(cat "$T/pre.err")"
 gen --model "$T/gc" -p hi -m 1 --preset qwen-instruct --temp 0.2 --thinking on --verbose >/dev/null 2>"$T/pre2.err"
 check "grep -q 'temp 0.2, top_p 0.8, top_k 20, min_p 0, presence 1.5,.*thinking on' $T/pre2.err" "flags beat the preset: $(cat "$T/pre2.err")"
+# --- --pull: a repo id missing from the cache is downloaded (tools/fake_hub.py stands in for the hub)
+PY=.venv-test/bin/python; [ -x "$PY" ] || PY=python3
+if [ -f tools/fake_hub.py ]; then
+    "$PY" tools/fake_hub.py --port-file "$T/port" --log "$T/hub.log" &
+    hub=$!
+    for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+    (
+        export HF_ENDPOINT="http://127.0.0.1:$(cat "$T/port")" HF_HUB_CACHE="$T/cache" HF_TOKEN_PATH="$T/none"
+        unset HF_TOKEN HF_HUB_OFFLINE HF_HOME
+        "$BIN" generate --model org/tiny -p hi </dev/null >/dev/null 2>"$T/nopull.err"; echo "$?" >"$T/nopull.rc"
+        "$BIN" generate --model org/tiny -p hi --pull </dev/null >/dev/null 2>"$T/pull.err"; echo "$?" >"$T/pull.rc"
+    )
+    kill $hub 2>/dev/null
+    check "[ \"\$(cat $T/nopull.rc)\" = 2 ] && grep -q -- '--pull' $T/nopull.err" "missing repo without --pull: exit 2 naming --pull: $(cat "$T/nopull.err")"
+    check "[ -f \"\$(ls -d $T/cache/models--org--tiny/snapshots/*/ 2>/dev/null | head -1)config.json\" ]" "--pull downloads into the cache: $(cat "$T/pull.err")"
+    check "grep -q 'pulling org/tiny' $T/pull.err && [ \"\$(cat $T/pull.rc)\" != 0 ]" "then loads it (the fake repo is no model, so that fails): $(tail -1 "$T/pull.err")"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

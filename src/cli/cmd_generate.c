@@ -104,6 +104,7 @@ static void usage(FILE *f, int chat) {
             "                            own: Qwen3.5-4B thinks, Qwen3.5-2B does not)\n"
             "  --hide-thinking           do not print the reasoning\n"
             "  --chat-template-config J  JSON object of template variables\n"
+            "  --pull                    download the model (org/name) when it is not in the cache\n"
             "  --threads N, --device cpu|cuda|auto, --ctx-len N\n"
             "  --verbose [true|false]    false: text only; true: also the settings used\n"
             "Sampling settings not given come from --preset, then the model's\n"
@@ -298,6 +299,8 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
                 return 2;
             }
             a->thinking = b ? TL_THINKING_ON : TL_THINKING_OFF;
+        } else if (is_flag(f, "--pull")) {
+            a->pull = 1;
         } else if (is_flag(f, "--hide-thinking")) {
             a->hide_thinking = 1;
         } else if (is_flag(f, "--preset")) {
@@ -369,6 +372,44 @@ static int exit_code_of(int rc) {
     return (rc == -TL_ENOTFOUND || rc == -TL_EINVAL) ? 2 : 1;
 }
 
+/* Offer to download a missing repo when a person is at the terminal. */
+static int ask_pull(const char *repo) {
+    if (!isatty(0) || !isatty(2)) return 0;
+    fprintf(stderr, "%s is not in the Hugging Face cache. Download it now? [y/N] ", repo);
+    char ans[16];
+    if (!fgets(ans, sizeof ans, stdin)) return 0;
+    return ans[0] == 'y' || ans[0] == 'Y';
+}
+
+static void pull_progress(void *ctx, const char *file, uint64_t done, uint64_t total,
+                          int reused) {
+    (void)ctx;
+    if (done == total)
+        fprintf(stderr, "  %s %s (%.1f MB)\n", reused ? "have" : "got ", file, total / 1e6);
+}
+
+/* The files a model needs (mlx-lm's allow patterns, less Python code). */
+static int pull_model(const char *repo, char *dir, size_t cap) {
+    static const char *const include[] = {"*.json", "*.safetensors", "*.jinja", "*.txt",
+                                          "*.jsonl", "tokenizer.model", "*.tiktoken"};
+    tl_pull_opts o = {0};
+    o.repo = repo;
+    o.include = include;
+    o.n_include = (int)TL_ARRAY_LEN(include);
+    o.retries = 3;
+    o.progress = pull_progress;
+    fprintf(stderr, "pulling %s\n", repo);
+    tl_pull_result res;
+    tl_err err = {0};
+    int rc = tl_hub_pull(&o, &res, &err);
+    if (rc) {
+        cli_error("pulling %s: %s", repo, err.msg);
+        return rc == -TL_EINVAL ? 2 : 1;
+    }
+    snprintf(dir, cap, "%s", res.snapshot);
+    return 0;
+}
+
 int cli_model_prepare(cli_model *m, const cli_gen_args *a) {
     memset(m, 0, sizeof *m);
     tl_err err = {0};
@@ -376,8 +417,10 @@ int cli_model_prepare(cli_model *m, const cli_gen_args *a) {
         snprintf(m->dir, sizeof m->dir, "%s", a->model);
     } else {
         int rc = tl_model_locate(a->model, NULL, m->dir, sizeof m->dir, &err);
-        if (rc) {
-            if (strstr(err.msg, "pull")) cli_error("%s", err.msg);
+        if (rc && tl_hf_repo_id_valid(a->model) && (a->pull || ask_pull(a->model))) {
+            if ((rc = pull_model(a->model, m->dir, sizeof m->dir))) return rc;
+        } else if (rc) {
+            if (strstr(err.msg, "pull")) cli_error("%s (or add --pull)", err.msg);
             else
                 cli_error("%s (give a model directory, or an org/name repo id in the Hugging "
                           "Face cache: tallow pull org/name fetches one)", err.msg);

@@ -39,6 +39,7 @@ typedef struct cli_gen_args {
     int hide_thinking;
     const char *preset;
     int verbose;                 /* 0: text only, 1: mlx-lm's frame + statistics, 2: + settings */
+    int pull;                    /* --pull: download a repo id missing from the cache */
     int format_json;
 } cli_gen_args;
 
