@@ -75,7 +75,7 @@ static void check_real_shapes(void) {
         int32_t slots[RT], pos[RT];
         for (int i = 0; i < RT; i++) slots[i] = i < 20 ? 1 : 0, pos[i] = i < 20 ? i : i - 20;
         const int cuts[] = {0, 7, 20, 83, RT}; /* calls: [0,7) [7,20) [20,83) [83,150) */
-        size_t scr_n = tl_gdn_chunk_scratch_floats(TL_GDN_CHUNK, RD, RD);
+        size_t scr_n = tl_cpu_gdn_chunk_scratch_floats(TL_GDN_CHUNK_MAX, RD, RD);
         float *scr = malloc(scr_n * sizeof(float));
         int have_avx512 = 0;
         for (int v = 0; v < 3; v++) {

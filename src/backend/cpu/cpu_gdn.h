@@ -18,7 +18,7 @@
 
 #include "backend/backend.h"
 
-#define TL_GDN_CHUNK 64     /* chunk size the backend should use */
+#define TL_GDN_CHUNK 16     /* chunk size the backend should use (the fastest path) */
 #define TL_GDN_CHUNK_MAX 64
 #define TL_GDN_CHUNK_MIN 16 /* shortest run of one slot worth the chunked form */
 

@@ -23,7 +23,13 @@ int tl_cpu_gdn_chunked_ok(const tl_gdn_state *st) {
 }
 
 size_t tl_cpu_gdn_chunk_scratch_floats(int chunk, int dk, int dv) {
-    return tl_gdn_chunk_scratch_floats(chunk, dk, dv);
+    return tl_gdn_chunk_scratch_floats(chunk, dk, dv) + (size_t)chunk * dk; /* + a transpose */
+}
+
+/* dst[i][r] = src[r][i] for r < 16, i < n */
+static void transpose16(float *dst, const float *src, int n) {
+    for (int r = 0; r < 16; r++)
+        for (int i = 0; i < n; i++) dst[(size_t)i * 16 + r] = src[(size_t)r * n + i];
 }
 
 static inline float dot16(const float *a, const float *b, int n) {
@@ -163,6 +169,124 @@ chunk_head(float *out, const float *qkv, const float *a, const float *b, float a
     }
 }
 
+/* The same for chunks of 16 tokens, organised for registers rather than rows: rows past L are
+ * zero padding, and steps 4 and 5 run per 16-wide column slice of the state with one accumulator
+ * per chunk row, so S is read twice and written once per chunk and every FMA takes its
+ * broadcast operand from memory. */
+#define C16 16
+static void chunk16_head(float *out, const float *qkv, const float *a, const float *b, float a_log,
+                         float dt_bias, const tl_gdn_state *st, float *S, int r0, int L, int h,
+                         float *scratch) {
+    const int Hk = st->n_k_heads, Hv = st->n_v_heads, dk = st->dk, dv = st->dv;
+    const int kh = h / (Hv / Hk), key_dim = Hk * dk, C = st->conv_dim, nk = dk / 16, nv = dv / 16;
+    float *Q = scratch, *K = Q + C16 * dk, *W = K + C16 * dk, *V = W + C16 * dk;
+    float *G = V + C16 * dv, *B = G + C16, *A = B + C16, *QK = A + C16 * C16;
+    float *T = QK + C16 * C16; /* [dk][16] */
+    const float qscale = 1.0f / sqrtf((float)dk), ea = expf(a_log);
+    memset(A, 0, 2 * C16 * C16 * sizeof(float)); /* A and QK */
+    /* 1 */
+    float cum = 0.0f;
+    for (int r = 0; r < L; r++) {
+        const float *row = qkv + (size_t)(r0 + r) * C;
+        const float *q = row + (size_t)kh * dk, *k = row + key_dim + (size_t)kh * dk;
+        scale16(Q + (size_t)r * dk, q, qscale / sqrtf(dot16(q, q, dk) + 1e-6f), dk);
+        scale16(K + (size_t)r * dk, k, 1.0f / sqrtf(dot16(k, k, dk) + 1e-6f), dk);
+        memcpy(V + (size_t)r * dv, row + 2 * (size_t)key_dim + (size_t)h * dv,
+               (size_t)dv * sizeof(float));
+        B[r] = tl_gdn_sigmoid(b[(size_t)(r0 + r) * Hv + h]);
+        cum += -ea * tl_gdn_softplus(a[(size_t)(r0 + r) * Hv + h] + dt_bias);
+        G[r] = cum;
+    }
+    for (int r = L; r < C16; r++) {
+        memset(Q + (size_t)r * dk, 0, (size_t)dk * sizeof(float));
+        memset(K + (size_t)r * dk, 0, (size_t)dk * sizeof(float));
+        memset(W + (size_t)r * dk, 0, (size_t)dk * sizeof(float));
+        memset(V + (size_t)r * dv, 0, (size_t)dv * sizeof(float));
+        B[r] = 0.0f;
+        G[r] = cum;
+    }
+    /* 2 */
+    for (int r = 0; r < L; r++) {
+        const float *kr = K + (size_t)r * dk, *qr = Q + (size_t)r * dk;
+        for (int s = 0; s <= r; s++) {
+            const float d = expf(G[r] - G[s]);
+            const float *ks = K + (size_t)s * dk;
+            if (s < r) A[r * C16 + s] = B[r] * d * dot16(kr, ks, dk);
+            QK[r * C16 + s] = d * dot16(qr, ks, dk);
+        }
+    }
+    /* 3 */
+    for (int r = 0; r < L; r++) {
+        float *vr = V + (size_t)r * dv, *wr = W + (size_t)r * dk;
+        const float *kr = K + (size_t)r * dk;
+        const __m512 vb = _mm512_set1_ps(B[r]), vbe = _mm512_set1_ps(B[r] * expf(G[r]));
+        for (int j = 0; j < nv; j++) {
+            __m512 u = _mm512_mul_ps(vb, _mm512_loadu_ps(vr + 16 * j));
+            for (int s = 0; s < r; s++)
+                u = _mm512_fnmadd_ps(_mm512_set1_ps(A[r * C16 + s]),
+                                     _mm512_loadu_ps(V + (size_t)s * dv + 16 * j), u);
+            _mm512_storeu_ps(vr + 16 * j, u);
+        }
+        for (int j = 0; j < nk; j++) {
+            __m512 w = _mm512_mul_ps(vbe, _mm512_loadu_ps(kr + 16 * j));
+            for (int s = 0; s < r; s++)
+                w = _mm512_fnmadd_ps(_mm512_set1_ps(A[r * C16 + s]),
+                                     _mm512_loadu_ps(W + (size_t)s * dk + 16 * j), w);
+            _mm512_storeu_ps(wr + 16 * j, w);
+        }
+    }
+    for (int r = 0; r < L; r++) scale16(Q + (size_t)r * dk, Q + (size_t)r * dk, expf(G[r]), dk);
+    /* transposed copies, so that the 16 broadcasts of a state row come from one address:
+     * T = Wᵀ, then W's space holds (e^Γ Q)ᵀ */
+    transpose16(T, W, dk);
+    transpose16(W, Q, dk);
+    const float *WT = T, *QT = W;
+    /* 4 */
+    for (int j = 0; j < nv; j++) {
+        __m512 acc[C16];
+        _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++)
+            acc[r] = _mm512_loadu_ps(V + (size_t)r * dv + 16 * j);
+        for (int i = 0; i < dk; i++) {
+            const __m512 sv = _mm512_loadu_ps(S + (size_t)i * dv + 16 * j);
+            _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++)
+                acc[r] = _mm512_fnmadd_ps(_mm512_set1_ps(WT[(size_t)i * C16 + r]), sv, acc[r]);
+        }
+        _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++)
+            _mm512_storeu_ps(V + (size_t)r * dv + 16 * j, acc[r]);
+        _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++) acc[r] = _mm512_setzero_ps();
+        for (int i = 0; i < dk; i++) {
+            const __m512 sv = _mm512_loadu_ps(S + (size_t)i * dv + 16 * j);
+            _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++)
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(QT[(size_t)i * C16 + r]), sv, acc[r]);
+        }
+        for (int s = 0; s < L; s++) {
+            const __m512 vs = _mm512_loadu_ps(V + (size_t)s * dv + 16 * j);
+            _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++)
+                if (r >= s) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(QK[r * C16 + s]), vs, acc[r]);
+        }
+        for (int r = 0; r < L; r++)
+            _mm512_storeu_ps(out + (size_t)(r0 + r) * Hv * dv + (size_t)h * dv + 16 * j, acc[r]);
+    }
+    /* 5 */
+    const float gl = G[L - 1];
+    for (int r = 0; r < L; r++) scale16(K + (size_t)r * dk, K + (size_t)r * dk, expf(gl - G[r]), dk);
+    transpose16(Q, K, dk); /* Q's space: (decayed K)ᵀ */
+    const float *KT = Q;
+    const __m512 el = _mm512_set1_ps(expf(gl));
+    for (int j = 0; j < nv; j++) {
+        __m512 vr[C16];
+        _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++)
+            vr[r] = _mm512_loadu_ps(V + (size_t)r * dv + 16 * j);
+        for (int i = 0; i < dk; i++) {
+            float *Si = S + (size_t)i * dv + 16 * j;
+            __m512 acc = _mm512_mul_ps(el, _mm512_loadu_ps(Si));
+            _Pragma("GCC unroll 16") for (int r = 0; r < C16; r++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(KT[(size_t)i * C16 + r]), vr[r], acc);
+            _mm512_storeu_ps(Si, acc);
+        }
+    }
+}
+
 static void chunk_head_128(float *out, const float *qkv, const float *a, const float *b,
                            float a_log, float dt_bias, const tl_gdn_state *st, float *S, int r0,
                            int L, int h, int chunk, float *scratch) {
@@ -192,7 +316,9 @@ void tl_cpu_gdn_rule_chunked(float *out, const float *qkv, const float *a, const
             const int L = TL_MIN(chunk, end - c0);
             for (int h = h0; h < h1; h++) {
                 float *S = st->rec + (((size_t)slot * Hv + h) * dk) * dv;
-                if (fixed)
+                if (chunk == C16)
+                    chunk16_head(out, qkv, a, b, a_log[h], dt_bias[h], st, S, c0, L, h, scratch);
+                else if (fixed)
                     chunk_head_128(out, qkv, a, b, a_log[h], dt_bias[h], st, S, c0, L, h, chunk,
                                    scratch);
                 else
