@@ -180,6 +180,40 @@ static void test_snapshots(const char *dir, int exact, double tol) {
     tl_engine_close(e);
 }
 
+/* A pool that starts small grows (pages copied) while slots and snapshots hold pages. */
+static void test_growth(const char *dir, int exact, double tol) {
+    tl_engine *ref = open_engine(dir, exact, 2, 64);
+    setenv("TALLOW_KV_FIRST_TOKENS", "16", 1);
+    tl_engine *e = open_engine(dir, exact, 2, 64);
+    unsetenv("TALLOW_KV_FIRST_TOKENS");
+    if (!ref || !e) goto done;
+    int V = tl_engine_info(e)->vocab_size;
+    tl_err err = {0};
+    float *l1 = malloc(V * sizeof(float)), *l2 = malloc(V * sizeof(float));
+    int total0 = tl_engine_pages_total(e);
+    int a = tl_slot_acquire(e, &err), b = tl_slot_acquire(e, &err);
+    CHECK(feed(e, a, g_prompt, 10, 0, l2) == 0);
+    tl_snapshot *snap = NULL;
+    CHECK(tl_slot_snapshot(e, a, &snap, &err) == 0);
+    CHECK(feed(e, a, g_prompt + 10, 30, 0, l2) == 0);
+    CHECK(feed(e, b, g_prompt, 40, 7, l2) == 0);
+    CHECK(tl_engine_pages_total(e) > total0);
+    int r = tl_slot_acquire(ref, &err);
+    CHECK(feed(ref, r, g_prompt, 40, 0, l1) == 0);
+    double d = rel_diff(l2, l1, V);
+    CHECKF(d <= tol, "%s [%s] after growth: %.3g", dir, exact ? "ref" : "default", d);
+    CHECK(tl_slot_restore(e, b, snap, &err) == 0);
+    CHECK(feed(e, b, g_prompt + 10, 30, 0, l2) == 0);
+    d = rel_diff(l2, l1, V);
+    CHECKF(d <= tol, "%s [%s] snapshot across growth: %.3g", dir, exact ? "ref" : "default", d);
+    tl_snapshot_free(e, snap);
+    free(l1);
+    free(l2);
+done:
+    tl_engine_close(ref);
+    tl_engine_close(e);
+}
+
 static void test_errors(const char *dir) {
     tl_engine *e = open_engine(dir, 1, 2, 64);
     if (!e) return;
@@ -232,6 +266,7 @@ int main(void) {
             test_chunking(dirs[d], exact, tol);
             test_two_slots(dirs[d], exact, tol);
             test_snapshots(dirs[d], exact, tol);
+            test_growth(dirs[d], exact, tol);
         }
     }
     test_errors(dirs[0]);

@@ -3,8 +3,11 @@
  * Design
  * - Backend: exact mode (opts.exact or TALLOW_EXACT=1) uses the scalar reference ("ref");
  *   otherwise the CPU backend ("cpu"), falling back to ref when it cannot start.
- * - KV cache: one pool of pages (TL_KV_PAGE_SIZE tokens of every KV layer's K and V), allocated
- *   once at open (TL_MEM_KV) for max_slots * ctx_len tokens plus headroom. Pages are refcounted:
+ * - KV cache: one pool of pages (TL_KV_PAGE_SIZE tokens of every KV layer's K and V), counted as
+ *   TL_MEM_KV. It starts at about 512 tokens per slot and doubles when a pass needs more pages,
+ *   up to max_slots * ctx_len tokens plus one page per slot of headroom (a pool that grows is
+ *   copied once; page ids stay valid), so a short generation does not hold a whole context's
+ *   worth of memory. Pages are refcounted:
  *   a slot's page table and every snapshot hold references. A write into a page that someone
  *   else also holds copies it first (copy on write), so snapshots never change.
  * - Per-slot recurrent state (Qwen3.5) is the architecture's, reached through the state hooks
@@ -34,6 +37,7 @@ struct tl_engine {
     tl_device device;
     int ctx_len, max_slots, max_rows;
     int max_pages_per_slot;
+    int max_pages;        /* the pool's limit; kv.n_pages is its current size */
     tl_kv kv;
     int32_t *page_ref;    /* [n_pages] */
     int32_t *free_pages;  /* stack of free page ids */
@@ -80,6 +84,50 @@ static int32_t page_take(tl_engine *e) {
 
 static void kv_changed(tl_engine *e) {
     if (e->be->kv_sync) e->be->kv_sync(e->be, &e->kv);
+}
+
+/* Grow the pool so that at least `need` pages are free (within max_pages). Copies the pages
+ * into new buffers; on failure nothing changed. */
+static int kv_grow(tl_engine *e, int need, tl_err *err) {
+    tl_kv *kv = &e->kv;
+    int old = kv->n_pages;
+    int want = old + (need - e->n_free);
+    if (want > e->max_pages) return -TL_ENOMEM; /* caller words the message */
+    int n = TL_MIN(e->max_pages, TL_MAX(want, old * 2));
+    size_t pf = (size_t)kv->page_size * kv->kv_dim, total = (size_t)n * pf;
+    float **nk = calloc((size_t)kv->n_layers, sizeof *nk), **nv = calloc((size_t)kv->n_layers, sizeof *nv);
+    int ok = nk && nv;
+    for (int l = 0; ok && l < kv->n_layers; l++) {
+        nk[l] = e->be->alloc(e->be, total, TL_MEM_KV);
+        nv[l] = e->be->alloc(e->be, total, TL_MEM_KV);
+        ok = nk[l] && nv[l];
+    }
+    if (!ok) {
+        for (int l = 0; nk && nv && l < kv->n_layers; l++) {
+            e->be->free(e->be, nk[l], total, TL_MEM_KV);
+            e->be->free(e->be, nv[l], total, TL_MEM_KV);
+        }
+        free(nk);
+        free(nv);
+        return tl_err_set(err, TL_ENOMEM, "out of memory growing the KV cache to %d tokens", n *
+                          kv->page_size);
+    }
+    for (int l = 0; l < kv->n_layers; l++) {
+        if (old) {
+            e->be->copy_rows(e->be, nk[l], (int)pf, 0, kv->k[l], (int)pf, 0, old, (int)pf);
+            e->be->copy_rows(e->be, nv[l], (int)pf, 0, kv->v[l], (int)pf, 0, old, (int)pf);
+        }
+        e->be->free(e->be, kv->k[l], (size_t)old * pf, TL_MEM_KV);
+        e->be->free(e->be, kv->v[l], (size_t)old * pf, TL_MEM_KV);
+        kv->k[l] = nk[l];
+        kv->v[l] = nv[l];
+    }
+    free(nk);
+    free(nv);
+    for (int p = n - 1; p >= old; p--) e->free_pages[e->n_free++] = p;
+    kv->n_pages = n;
+    kv_changed(e);
+    return 0;
 }
 
 /* Drop the slot's pages from index `from` on. */
@@ -148,7 +196,7 @@ void tl_engine_close(tl_engine *e) {
     if (!e) return;
     tl_backend *be = e->be;
     size_t pool = (size_t)e->kv.n_pages * e->kv.page_size * e->kv.kv_dim;
-    for (int l = 0; l < e->kv.n_layers; l++) {
+    for (int l = 0; l < e->kv.n_layers && e->kv.n_pages; l++) {
         if (e->kv.k) be->free(be, e->kv.k[l], pool, TL_MEM_KV);
         if (e->kv.v) be->free(be, e->kv.v[l], pool, TL_MEM_KV);
     }
@@ -156,8 +204,8 @@ void tl_engine_close(tl_engine *e) {
     free(e->kv.v);
     size_t S = (size_t)e->max_slots, R = (size_t)e->max_rows;
     tl_free(e->kv.page_table, S * e->max_pages_per_slot * sizeof(int32_t), TL_MEM_KV);
-    tl_free(e->page_ref, (size_t)e->kv.n_pages * sizeof(int32_t), TL_MEM_KV);
-    tl_free(e->free_pages, (size_t)e->kv.n_pages * sizeof(int32_t), TL_MEM_KV);
+    tl_free(e->page_ref, (size_t)e->max_pages * sizeof(int32_t), TL_MEM_KV);
+    tl_free(e->free_pages, (size_t)e->max_pages * sizeof(int32_t), TL_MEM_KV);
     tl_free(e->slot_used, S, TL_MEM_SCRATCH);
     tl_free(e->slot_len, S * sizeof(int), TL_MEM_SCRATCH);
     tl_free(e->b_slot, R * sizeof(int32_t), TL_MEM_SCRATCH);
@@ -223,11 +271,16 @@ int tl_engine_open(tl_engine **out, const tl_engine_opts *opts, tl_err *err) {
     kv->max_slots = e->max_slots;
     e->max_pages_per_slot = (e->ctx_len + kv->page_size - 1) / kv->page_size;
     kv->max_pages_per_slot = e->max_pages_per_slot;
-    kv->n_pages = kv->n_layers ? e->max_slots * e->max_pages_per_slot + e->max_slots : 0;
+    e->max_pages = kv->n_layers ? e->max_slots * e->max_pages_per_slot + e->max_slots : 0;
+    const char *ft = getenv("TALLOW_KV_FIRST_TOKENS"); /* tests: force growth early */
+    int first_tokens = ft && atoi(ft) > 0 ? atoi(ft) : 512;
+    int first = (TL_MIN(e->ctx_len, first_tokens) + kv->page_size - 1) / kv->page_size;
+    int n_first = kv->n_layers ? TL_MIN(e->max_pages, e->max_slots * first + e->max_slots) : 0;
+    kv->n_pages = 0;
     size_t S = (size_t)e->max_slots, R = (size_t)e->max_rows;
     kv->page_table = tl_alloc(S * e->max_pages_per_slot * sizeof(int32_t), TL_MEM_KV);
-    e->page_ref = tl_alloc((size_t)kv->n_pages * sizeof(int32_t), TL_MEM_KV);
-    e->free_pages = tl_alloc((size_t)kv->n_pages * sizeof(int32_t), TL_MEM_KV);
+    e->page_ref = tl_alloc((size_t)e->max_pages * sizeof(int32_t), TL_MEM_KV);
+    e->free_pages = tl_alloc((size_t)e->max_pages * sizeof(int32_t), TL_MEM_KV);
     kv->k = calloc((size_t)TL_MAX(kv->n_layers, 1), sizeof(float *));
     kv->v = calloc((size_t)TL_MAX(kv->n_layers, 1), sizeof(float *));
     e->slot_used = tl_alloc(S, TL_MEM_SCRATCH);
@@ -246,22 +299,14 @@ int tl_engine_open(tl_engine **out, const tl_engine_opts *opts, tl_err *err) {
         goto fail;
     }
     size_t pool;
-    if (!tl_mul_ok((size_t)kv->n_pages * kv->page_size, (size_t)kv->kv_dim, &pool)) {
-        rc = tl_err_set(err, TL_ENOMEM, "KV cache size overflows");
+    if (!tl_mul_ok((size_t)e->max_pages * kv->page_size, (size_t)kv->kv_dim, &pool) ||
+        pool > ((size_t)1 << 40)) {
+        rc = tl_err_set(err, TL_ENOMEM, "KV cache of %d slots x %d tokens is too large",
+                        e->max_slots, e->ctx_len);
         goto fail;
     }
-    for (int l = 0; l < kv->n_layers; l++) {
-        kv->k[l] = e->be->alloc(e->be, pool, TL_MEM_KV);
-        kv->v[l] = e->be->alloc(e->be, pool, TL_MEM_KV);
-        if (!kv->k[l] || !kv->v[l]) {
-            rc = tl_err_set(err, TL_ENOMEM, "out of memory allocating the KV cache (%d slots x %d "
-                            "tokens, %.1f MiB)", e->max_slots, e->ctx_len,
-                            (double)pool * 8.0 * kv->n_layers / (1 << 20));
-            goto fail;
-        }
-    }
     for (size_t i = 0; i < S * e->max_pages_per_slot; i++) kv->page_table[i] = -1;
-    for (int p = kv->n_pages - 1; p >= 0; p--) e->free_pages[e->n_free++] = p;
+    if (n_first && (rc = kv_grow(e, n_first, err))) goto fail;
     kv_changed(e);
 
     tl_run_dims d = {.max_slots = e->max_slots, .max_rows = e->max_rows, .max_out = e->max_slots};
@@ -382,9 +427,13 @@ int tl_engine_forward(tl_engine *e, const tl_batch_seq *seqs, int n_seqs, float 
                                   "outside the vocabulary (0..%d)", t, s->tokens[t], i, V - 1);
         pages += pages_needed(e, s->slot, len, s->n_tokens);
     }
-    if (pages > e->n_free)
-        return tl_err_set(err, TL_ENOMEM, "KV cache full: %d pages needed, %d free of %d (held by "
-                          "slots and snapshots)", pages, e->n_free, e->kv.n_pages);
+    if (pages > e->n_free) {
+        int rc = kv_grow(e, pages, err);
+        if (rc == -TL_ENOMEM && pages - e->n_free > e->max_pages - e->kv.n_pages)
+            return tl_err_set(err, TL_ENOMEM, "KV cache full: %d pages needed, %d free of %d "
+                              "(held by slots and snapshots)", pages, e->n_free, e->max_pages);
+        if (rc) return rc;
+    }
     /* 2. reserve pages */
     for (int i = 0; i < n_seqs; i++)
         pages_prepare(e, seqs[i].slot, e->slot_len[seqs[i].slot], seqs[i].n_tokens);
