@@ -27,6 +27,7 @@
 #include "server/metrics.h"
 #include "server/request.h"
 #include "server/sched.h"
+#include "tallow/chat.h"
 #include "tallow/sample.h"
 
 typedef struct server {
@@ -811,10 +812,26 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 /* ---- tool calls ----------------------------------------------------------------------------- */
 
 static json_t *parse_tool_calls(conn *c, char **content, size_t *n) {
-    (void)c;
-    (void)content;
-    (void)n;
-    return NULL;
+    char *text = strndup(*content ? *content : "", *n);
+    char *rest = NULL, *calls = NULL;
+    tl_err err;
+    if (!text || tl_chat_parse_tool_calls(text, TL_TOOLS_AUTO, &rest, &calls, &err) < 0) {
+        free(text);
+        return NULL;
+    }
+    free(text);
+    json_t *tc = calls ? json_loads(calls, 0, NULL) : NULL;
+    free(calls);
+    if (!json_is_array(tc) || json_array_size(tc) == 0) { /* none: the text stays as it was */
+        json_decref(tc);
+        free(rest);
+        return NULL;
+    }
+    /* the content buffer becomes the text outside the calls */
+    c->n_content = 0;
+    if (rest) buf_add(&c->d_content, &c->n_content, &c->cap_content, rest, strlen(rest));
+    free(rest);
+    return tc;
 }
 
 /* ---- run ------------------------------------------------------------------------------------ */
