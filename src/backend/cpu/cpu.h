@@ -59,11 +59,16 @@ struct tl_wmat {
 };
 
 /* Activations quantized per group for the QR16 path: row m has q[m*cols ..], d[m*groups ..]
- * (scale), s[m*groups ..] (exact float sum of the group), and when two-level, q2 (residual). */
+ * (scale), s[m*groups ..] (exact float sum of the group), when two-level q2 (residual), and
+ * zs[2*(m*groups+g) + level] = z·Σq of that level. The kernels use the weights centred on
+ * z = 2^(bits-1): Σx·(s·q+b) = s·d·(Σxq·q − z·Σxq) + (b + z·s)·Σx, which halves the error that
+ * the rounding of x leaves (it multiplies q − z instead of q). */
 typedef struct tl_xq {
     int n, cols, gs, groups;
     const int8_t *q, *q2;  /* q2 NULL = one level */
     const float *d, *s;
+    const int32_t *zs;
+    int z;
 } tl_xq;
 
 /* ---- kernel table (one per ISA) -------------------------------------------------------------- */
@@ -79,8 +84,8 @@ typedef struct tl_cpu_kern {
     void (*axpy)(float *y, float a, const float *x, int n);   /* y += a*x */
     void (*scale)(float *y, float a, int n);                  /* y *= a */
     /* Quantize activation rows for the QR16 path (same contract as tl_cpu_xq_rows). */
-    void (*xq_rows)(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2, float *d,
-                    float *s);
+    void (*xq_rows)(const float *x, int cols, int gs, int z, int m0, int m1, int8_t *q, int8_t *q2,
+                    float *d, float *s, int32_t *zs);
     /* One Gated DeltaNet token for one head, state S[dk][dv] in place: S *= alpha; m = Sᵀk;
      * delta = beta (v - m); S += k deltaᵀ; o = Sᵀq. tmp: dv floats. */
     void (*gdn_step)(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
@@ -110,8 +115,8 @@ const char *tl_backend_cpu_isa(const tl_backend *be);
 int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err);
 /* Quantize rows [m0, m1) of x[n, cols] into xq buffers (laid out as in tl_xq): per group,
  * d = amax/127, v = x/d, q = round(v), q2 = round((v - q)·254) (round half to even). */
-void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2,
-                    float *d, float *s);
+void tl_cpu_xq_rows(const float *x, int cols, int gs, int z, int m0, int m1, int8_t *q, int8_t *q2,
+                    float *d, float *s, int32_t *zs);
 /* Row r of a prepared matrix as f32 (any layout). */
 void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out);
 /* Row r of an MLX affine matrix described by d (any bits) as f32, from the file layout. */

@@ -39,7 +39,9 @@ typedef struct cpu_ctx {
     /* int8 activations */
     int8_t *xq, *xq2;
     float *xd, *xs;
-    size_t xq_cap, xg_cap;    /* elements of xq/xq2, of xd/xs */
+    int32_t *xz;              /* 2 per group */
+    size_t xq_cap, xg_cap;    /* elements of xq/xq2, groups of xd/xs/xz */
+    int flash;                /* blocked attention for prefill (TALLOW_CPU_FLASH=0: off) */
     int *ints;                /* attention row blocks */
     size_t ints_cap;
 } cpu_ctx;
@@ -89,15 +91,19 @@ static int xq_reserve(cpu_ctx *c, size_t n_elems, size_t n_groups) {
     if (n_groups > c->xg_cap) {
         size_t cap = n_groups + n_groups / 2;
         float *a = tl_alloc(cap * sizeof(float), TL_MEM_SCRATCH), *b = tl_alloc(cap * sizeof(float), TL_MEM_SCRATCH);
-        if (!a || !b) {
+        int32_t *z = tl_alloc(cap * 2 * sizeof(int32_t), TL_MEM_SCRATCH);
+        if (!a || !b || !z) {
             tl_free(a, cap * sizeof(float), TL_MEM_SCRATCH);
             tl_free(b, cap * sizeof(float), TL_MEM_SCRATCH);
+            tl_free(z, cap * 2 * sizeof(int32_t), TL_MEM_SCRATCH);
             return -TL_ENOMEM;
         }
         tl_free(c->xd, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
         tl_free(c->xs, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
+        tl_free(c->xz, c->xg_cap * 2 * sizeof(int32_t), TL_MEM_SCRATCH);
         c->xd = a;
         c->xs = b;
+        c->xz = z;
         c->xg_cap = cap;
     }
     return 0;
@@ -198,8 +204,8 @@ static void job_xq(void *p, int ith, int nth) {
     int lo, hi;
     tl_split_range(j->n, ith, nth, &lo, &hi);
     if (lo < hi)
-        j->c->k->xq_rows(j->x, j->w->cols, j->w->gs, lo, hi, j->c->xq, j->levels == 2 ? j->c->xq2 : NULL,
-                         j->c->xd, j->c->xs);
+        j->c->k->xq_rows(j->x, j->w->cols, j->w->gs, j->xq.z, lo, hi, j->c->xq,
+                         j->levels == 2 ? j->c->xq2 : NULL, j->c->xd, j->c->xs, j->c->xz);
 }
 
 /* Matmul work is handed out dynamically: tasks of (activation-row chunk, run of row blocks) taken
@@ -244,7 +250,8 @@ static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *
         return;
     }
     j.xq = (tl_xq){.n = n, .cols = w->cols, .gs = w->gs, .groups = w->groups, .q = c->xq,
-                   .q2 = j.levels == 2 ? c->xq2 : NULL, .d = c->xd, .s = c->xs};
+                   .q2 = j.levels == 2 ? c->xq2 : NULL, .d = c->xd, .s = c->xs, .zs = c->xz,
+                   .z = 1 << (w->bits - 1)};
     if ((size_t)n * w->cols >= 65536) tl_pool_run(c->pool, job_xq, &j);
     else job_xq(&j, 0, 1);
     j.mchunk = TL_MAX(4, (int)((256u << 10) / (unsigned)w->cols) & ~3);
@@ -499,7 +506,7 @@ static void job_attn(void *p, int ith, int nth) {
         if (t >= j->ntasks) break;
         int b = t / j->n_kv_heads, kvh = t % j->n_kv_heads;
         int r0 = j->blk[b], r1 = j->blk[b + 1];
-        if (r1 - r0 < 2 || !j->c->k->attn_block) {
+        if (r1 - r0 < 2 || !j->c->k->attn_block || !j->c->flash) {
             for (int r = r0; r < r1; r++)
                 for (int g = 0; g < G; g++) attn_one(j, r, kvh * G + g, sc);
             continue;
@@ -654,6 +661,7 @@ static void cpu_destroy(tl_backend *be) {
         tl_free(c->xq2, c->xq_cap, TL_MEM_SCRATCH);
         tl_free(c->xd, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
         tl_free(c->xs, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
+        tl_free(c->xz, c->xg_cap * 2 * sizeof(int32_t), TL_MEM_SCRATCH);
         tl_free(c->ints, c->ints_cap * sizeof(int), TL_MEM_SCRATCH);
         free(c);
     }
@@ -678,6 +686,8 @@ tl_backend *tl_backend_cpu_new(int threads, tl_err *err) {
     c->k = tl_cpu_kern_pick();
     c->xq_small = 2;
     c->xq_large = 2;
+    const char *fe = getenv("TALLOW_CPU_FLASH");
+    c->flash = !(fe && strcmp(fe, "0") == 0);
     const char *e = getenv("TALLOW_CPU_XQ");
     if (e && (strcmp(e, "1") == 0 || strcmp(e, "2") == 0)) c->xq_small = c->xq_large = e[0] - '0';
     if (tscratch_reserve(c, 4096) < 0) {

@@ -62,10 +62,13 @@ static void avx2_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, in
                             a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(p, ones));
                         }
                     }
+                    a1 = _mm256_sub_epi32(a1, _mm256_set1_epi32(x->zs[2 * gi]));
+                    a2 = _mm256_sub_epi32(a2, _mm256_set1_epi32(x->zs[2 * gi + 1]));
                     __m256 f = _mm256_cvtepi32_ps(a1);
                     if (xq2) f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a2), _mm256_set1_ps(1.f / 254.f), f);
                     __m256 sc = load8_half(gp + 8 * h * sb, w->sdt);
                     __m256 bi = load8_half(gp + 16 * sb + 8 * h * sb, w->sdt);
+                    bi = _mm256_fmadd_ps(sc, _mm256_set1_ps((float)x->z), bi);
                     facc[h] = _mm256_fmadd_ps(f, _mm256_mul_ps(sc, _mm256_set1_ps(x->d[gi])), facc[h]);
                     facc[h] = _mm256_fmadd_ps(bi, _mm256_set1_ps(x->s[gi]), facc[h]);
                 }

@@ -71,10 +71,13 @@ qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int
             }
         }
         __m512 sc = load16_half(gp, sdt), bi = load16_half(gp + 16 * sb, sdt);
+        bi = _mm512_fmadd_ps(sc, _mm512_set1_ps((float)x->z), bi);
         _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
             size_t gi = (size_t)(m0 + m) * x->groups + g;
-            __m512 f = _mm512_cvtepi32_ps(a1[m]);
-            if (two) f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2[m]), _mm512_set1_ps(1.f / 254.f), f);
+            __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(a1[m], _mm512_set1_epi32(x->zs[2 * gi])));
+            if (two)
+                f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a2[m], _mm512_set1_epi32(x->zs[2 * gi + 1]))),
+                                    _mm512_set1_ps(1.f / 254.f), f);
             facc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(sc, _mm512_set1_ps(x->d[gi])), facc[m]);
             facc[m] = _mm512_fmadd_ps(bi, _mm512_set1_ps(x->s[gi]), facc[m]);
         }
@@ -195,8 +198,8 @@ static void avx512_scale(float *y, float a, int n) {
 
 /* Activation quantization, 16 lanes at a time; same arithmetic as tl_cpu_xq_rows (the default
  * rounding mode is round-half-even, like nearbyintf). */
-static void avx512_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2,
-                           float *d, float *s) {
+static void avx512_xq_rows(const float *x, int cols, int gs, int z, int m0, int m1, int8_t *q, int8_t *q2,
+                           float *d, float *s, int32_t *zs) {
     const int groups = cols / gs;
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
     for (int m = m0; m < m1; m++)
@@ -212,19 +215,25 @@ static void avx512_xq_rows(const float *x, int cols, int gs, int m0, int m1, int
             float am = _mm512_reduce_max_ps(amax);
             float id = am > 0.f ? 127.f / am : 0.f;
             __m512 idv = _mm512_set1_ps(id), k254 = _mm512_set1_ps(254.f);
+            __m512i s1 = _mm512_setzero_si512(), s2 = s1;
             for (int j = 0; j < gs; j += 16) {
                 __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xg + j), idv);
                 __m512 r = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                 __m512i qi = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(r), lo), hi);
+                s1 = _mm512_add_epi32(s1, qi);
                 _mm_storeu_si128((__m128i *)(q + o + j), _mm512_cvtepi32_epi8(qi));
                 if (q2) {
                     __m512 r2 = _mm512_mul_ps(_mm512_sub_ps(v, r), k254);
                     __m512i q2i = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(r2), lo), hi);
+                    s2 = _mm512_add_epi32(s2, q2i);
                     _mm_storeu_si128((__m128i *)(q2 + o + j), _mm512_cvtepi32_epi8(q2i));
                 }
             }
-            d[(size_t)m * groups + g] = am / 127.f;
-            s[(size_t)m * groups + g] = _mm512_reduce_add_ps(sum);
+            size_t gi = (size_t)m * groups + g;
+            d[gi] = am / 127.f;
+            s[gi] = _mm512_reduce_add_ps(sum);
+            zs[2 * gi] = z * _mm512_reduce_add_epi32(s1);
+            zs[2 * gi + 1] = z * _mm512_reduce_add_epi32(s2);
         }
 }
 

@@ -146,8 +146,8 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
 }
 
 /* ---- activation quantization ------------------------------------------------------------------ */
-void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q, int8_t *q2,
-                    float *d, float *s) {
+void tl_cpu_xq_rows(const float *x, int cols, int gs, int z, int m0, int m1, int8_t *q, int8_t *q2,
+                    float *d, float *s, int32_t *zs) {
     int groups = cols / gs;
     for (int m = m0; m < m1; m++) {
         for (int g = 0; g < groups; g++) {
@@ -161,18 +161,24 @@ void tl_cpu_xq_rows(const float *x, int cols, int gs, int m0, int m1, int8_t *q,
                 sum += xg[j];
             }
             float dd = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
+            int32_t s1 = 0, s2 = 0;
             for (int j = 0; j < gs; j++) {
                 float v = xg[j] * id, r = nearbyintf(v);
                 r = r > 127.f ? 127.f : r < -127.f ? -127.f : r;
                 qg[j] = (int8_t)r;
+                s1 += qg[j];
                 if (q2g) {
                     float r2 = nearbyintf((v - r) * 254.f);
                     r2 = r2 > 127.f ? 127.f : r2 < -127.f ? -127.f : r2;
                     q2g[j] = (int8_t)r2;
+                    s2 += q2g[j];
                 }
             }
-            d[(size_t)m * groups + g] = dd;
-            s[(size_t)m * groups + g] = sum;
+            size_t gi = (size_t)m * groups + g;
+            d[gi] = dd;
+            s[gi] = sum;
+            zs[2 * gi] = z * s1;
+            zs[2 * gi + 1] = z * s2;
         }
     }
 }
@@ -198,7 +204,9 @@ static void scalar_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, 
                     }
                     float sc = tl_cpu_half_get(gp, w->sdt, (size_t)i);
                     float bi = tl_cpu_half_get(gp + 16 * w->sbytes, w->sdt, (size_t)i);
-                    acc[i] += sc * dd * ((float)a1 + (float)a2 * (1.f / 254.f)) + bi * xs;
+                    a1 -= x->zs[2 * ((size_t)m * x->groups + g)];
+                    a2 -= x->zs[2 * ((size_t)m * x->groups + g) + 1];
+                    acc[i] += sc * dd * ((float)a1 + (float)a2 * (1.f / 254.f)) + (bi + (float)x->z * sc) * xs;
                 }
             }
             for (int i = 0; i < nr; i++) y[(size_t)m * ldy + rb * 16 + i] = acc[i];
