@@ -3,8 +3,8 @@
  *
  * Each turn renders the whole conversation with the model's template, compares its ids with
  * what the slot holds and keeps the common prefix: a KV-only model truncates its slot there; a
- * model with recurrent state (Qwen3.5) cannot go back, so the chat takes snapshots of the slot at
- * the end of each prompt (minus its last token) and at the end of each reply, and restores the
+ * model with recurrent state (Qwen3.5) cannot go back, so the chat takes snapshots of the slot
+ * where the history ends inside each prompt and at the end of each reply, and restores the
  * longest one that is still a prefix. Only the rest is prefilled; the statistics line of each
  * turn says how many tokens were reused and how many prefilled. When the conversation no longer
  * fits the context, the oldest turns are dropped (the system prompt stays) and the chat says so. */
@@ -17,7 +17,10 @@
 
 #include "cli/cmd_generate.h"
 
-enum { MAX_SNAPS = 6 };
+/* Snapshots kept: where the last history ends and where the last reply ends (one of the two is
+ * a prefix of the next turn's prompt); each holds a slot's whole recurrent state (about 20 MB for
+ * Qwen3.5-2B). */
+enum { MAX_SNAPS = 2 };
 
 /* Ctrl-C while a reply streams stops that reply (the REPL goes on); at the prompt it quits.
  * A signal can only reach the program through a global, so this one is. */
@@ -242,21 +245,18 @@ static int chat_turn(chat *c, const char *user) {
         free(rendered), free(ids);
         return 1;
     }
-    /* recurrent state: prefill up to the end of the history and to the last token, keeping a
-     * snapshot at each */
-    if (c->recurrent && c->reuse) {
-        int stops[2] = {history_boundary(c, ids, (int)n), (int)n - 1};
-        for (int k = 0; k < 2; k++) {
-            if (stops[k] <= c->n_slot) continue;
-            tl_batch_seq seq = {c->slot, stops[k] - c->n_slot, ids + c->n_slot, 0};
-            if (tl_engine_forward(c->m->e, &seq, 1, NULL, &err)) {
-                cli_error("prefill failed: %s", err.msg);
-                free(rendered), free(ids);
-                return 1;
-            }
-            c->n_slot = stops[k];
-            snap_take(c);
+    /* recurrent state: prefill up to the end of the history and keep a snapshot there (the next
+     * turn renders that part again); the rest goes through the generation loop */
+    int boundary = c->recurrent && c->reuse ? history_boundary(c, ids, (int)n) : 0;
+    if (boundary > c->n_slot) {
+        tl_batch_seq seq = {c->slot, boundary - c->n_slot, ids + c->n_slot, 0};
+        if (tl_engine_forward(c->m->e, &seq, 1, NULL, &err)) {
+            cli_error("prefill failed: %s", err.msg);
+            free(rendered), free(ids);
+            return 1;
         }
+        c->n_slot = boundary;
+        snap_take(c);
     }
     int fed_before = c->n_slot;
     slot_ids_set(c, ids, c->n_slot); /* the slot holds ids[0..n_slot) now */
