@@ -63,6 +63,17 @@ check "[ \"\$(json $T/a.json 'all(k in d[\"timings\"] for k in (\"prompt_tps\",\
 gen --model "$MODEL" --prompt-ids 1,5,9,14 -m 7 --temp 0 --format json --threads 2 >"$T/b.json"
 check "[ \"\$(json $T/a.json 'd[\"generated_ids\"]')\" = \"\$(json $T/b.json 'd[\"generated_ids\"]')\" ]" "greedy repeats"
 
+# greedy through the CLI gives transformers' 32 greedy tokens (tests/data/llama/llama-a/golden_hf.txt,
+# whose top-2 margins are all well above noise)
+G=tests/data/llama/llama-a/golden_hf.txt
+if [ -f $G ]; then
+    p0=$(awk '/^prompt0 /{getline; gsub(/ /, ","); print; exit}' $G)
+    want=$(awk '/^greedy /{getline; print; exit}' $G)
+    gen --model "$MODEL" --prompt-ids "$p0" -m 32 --temp 0 --format json >"$T/golden.json"
+    got=$(json "$T/golden.json" '" ".join(str(i) for i in d["generated_ids"])')
+    check '[ "$got" = "$want" ]' "greedy tokens vs transformers: got '$got' want '$want'"
+fi
+
 # --- seeds ---
 run_seed() { gen --model "$M" -p "Tell me a story" -m 16 --temp 1.0 --seed "$1" --format json >"$2"; }
 run_seed 7 "$T/s1.json"; run_seed 7 "$T/s2.json"; run_seed 8 "$T/s3.json"
