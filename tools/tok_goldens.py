@@ -93,6 +93,12 @@ SCRIPTS = [
     "བོད་ཡིག་ ᠮᠣᠩᠭᠣᠯ ꦗꦮ",
 ]
 
+# Sequences NFC changes: Hangul jamo, kana with combining voicing marks, stacked and reordered
+# marks, a CJK compatibility ideograph, singletons (Ohm, Angstrom).
+NFC_EDGES = ["\u1100\u1161\u11a8", "\ud55c\u11a8", "\u304b\u3099\u304b", "e\u0301\u0301x",
+             "A\u030a\u0323 A\u0323\u030a", "\uf900\u4e00", "\u2126 \u212b", "\uac00\u11a8\u11a8",
+             "a\u0345\u0301", "\u0928\u093c", "\u00e9\u0301"]
+
 EMOJI = [
     "👍", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇯🇵🇺🇸🇩🇪", "1️⃣", "❤️", "🧑🏿‍💻", "👩🏻‍❤️‍💋‍👨🏼",
     "😀😃😄😁", "🤷‍♀️", "🫠", "✋🏿", "🐈‍⬛", "#️⃣", "©️", "™", "🀄", "🃏",
@@ -131,7 +137,7 @@ def build_corpus():
     cases = []  # ("t", str) or ("b", bytes)
     add = lambda s: cases.append(("t", s))
 
-    for s in PROSE + CODE + CJK + SCRIPTS + EMOJI + SPECIAL_TEXT + WS + DIGITS_EXTRA:
+    for s in NFC_EDGES + PROSE + CODE + CJK + SCRIPTS + EMOJI + SPECIAL_TEXT + WS + DIGITS_EXTRA:
         add(s)
     # Prose mixes with random casing and punctuation.
     for _ in range(300):

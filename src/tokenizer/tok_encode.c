@@ -67,7 +67,6 @@ static int push_ids(enc_ctx *c, const int32_t *ids, size_t k) {
 /* ---- cache ---- */
 #define CACHE_SLOTS (1u << 17)
 #define CACHE_MAX_KEY 64
-#define CACHE_KEY_BYTES (1u << 21)
 
 void tok_cache_free(tok_cache *c) {
     free(c->slots);
@@ -86,20 +85,25 @@ static const tok_cache_entry *cache_get(const tok_cache *c, const char *s, size_
     }
 }
 
+/* The cache starts small (a tokenizer used once should not pay for a big one) and doubles up
+ * to CACHE_SLOTS; when it is full at that size it starts over. */
 static void cache_put(tok_cache *c, const char *s, size_t n, uint64_t h, const int32_t *ids, size_t k) {
-    if (!c->slots) {
-        c->slots = calloc(CACHE_SLOTS, sizeof *c->slots);
-        c->keys = malloc(CACHE_KEY_BYTES);
-        c->ids = malloc(CACHE_KEY_BYTES);
-        if (!c->slots || !c->keys || !c->ids) {
+    if (!c->slots || c->used * 2 >= c->cap || c->keys_len + n > c->keys_cap || c->ids_len + k > c->ids_cap) {
+        uint32_t cap = !c->slots ? 1u << 10 : c->cap < CACHE_SLOTS ? c->cap * 2 : c->cap;
+        if (cap != c->cap) {
             tok_cache_free(c);
-            return; /* the cache is an optimisation: run without it */
+            c->slots = malloc((size_t)cap * sizeof *c->slots);
+            c->keys = malloc((size_t)cap * 16);
+            c->ids = malloc((size_t)cap * 16);
+            if (!c->slots || !c->keys || !c->ids) {
+                tok_cache_free(c);
+                return; /* the cache is an optimisation: run without it */
+            }
+            c->cap = cap, c->keys_cap = cap * 16, c->ids_cap = cap * 4;
         }
-        c->cap = CACHE_SLOTS, c->keys_cap = CACHE_KEY_BYTES, c->ids_cap = CACHE_KEY_BYTES / 4;
-    }
-    if (c->used * 2 >= c->cap || c->keys_len + n > c->keys_cap || c->ids_len + k > c->ids_cap) {
-        memset(c->slots, 0, (size_t)c->cap * sizeof *c->slots); /* full: start over */
+        memset(c->slots, 0, (size_t)c->cap * sizeof *c->slots);
         c->used = c->keys_len = c->ids_len = 0;
+        if (n > c->keys_cap || k > c->ids_cap) return;
     }
     uint32_t mask = c->cap - 1, i = (uint32_t)h & mask;
     while (c->slots[i].hash) i = (i + 1) & mask;
@@ -392,12 +396,28 @@ static int added_split(enc_ctx *c, const tok_trie *tr, const char *s, size_t n,
 
 static int after_norm(enc_ctx *c, const char *s, size_t n) { return pre_run(c, 0, s, n); }
 
+/* A character NFC leaves alone whatever surrounds it, and before which NFC text may be cut:
+ * NFC_Quick_Check=Yes and canonical combining class 0 (a subset: below U+0300, CJK unified
+ * ideographs, Hangul syllables). Under the other forms only ASCII is taken as stable. */
+static int norm_stable(uint32_t cp, int nfc) {
+    if (cp < 0x80) return 1;
+    return nfc && (cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3));
+}
+
 static int normalize_run(enc_ctx *c, const char *s, size_t n) {
     const tl_tokenizer *t = c->tok;
     if (n == 0) return 0;
-    int ascii = 1;
-    for (size_t i = 0; i < n && ascii; i++) ascii = (uint8_t)s[i] < 0x80;
-    if (t->norm == TOK_NORM_NONE || ascii) /* ASCII is unchanged by every normalization form */
+    int nfc = t->norm == TOK_NORM_NFC;
+    /* Find the first character that is not stable; most text has none. */
+    size_t i = 0, prev = 0;
+    if (t->norm != TOK_NORM_NONE)
+        while (i < n) {
+            int l = (uint8_t)s[i] < 0x80 ? 1 : tok_utf8_seq((const uint8_t *)s + i, n - i);
+            if (l <= 0 || !norm_stable(tok_utf8_cp((const uint8_t *)s + i, l), nfc)) break;
+            prev = i;
+            i += (size_t)l;
+        }
+    if (t->norm == TOK_NORM_NONE || i >= n)
         return t->trie_norm.n ? added_split(c, &t->trie_norm, s, n, after_norm) : pre_run(c, 0, s, n);
     utf8proc_option_t o = UTF8PROC_STABLE;
     switch (t->norm) {
@@ -406,13 +426,61 @@ static int normalize_run(enc_ctx *c, const char *s, size_t n) {
     case TOK_NORM_NFKC: o |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     default: o |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
     }
-    utf8proc_uint8_t *out = NULL;
-    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &out, o);
-    if (m < 0)
-        return tl_err_set(c->err, TL_ERUNTIME, "tokenizer: normalizer: %s", utf8proc_errmsg(m));
-    int rc = t->trie_norm.n ? added_split(c, &t->trie_norm, (char *)out, (size_t)m, after_norm)
-                            : pre_run(c, 0, (char *)out, (size_t)m);
-    free(out);
+    /* Normalization is independent on each side of a stable character, so only the runs of
+     * unstable characters (with the character before each, which they may compose with) go
+     * through utf8proc; the rest is copied. */
+    size_t cap = n + 64, k = 0;
+    char *buf = malloc(cap);
+    if (!buf) return tl_err_set(c->err, TL_ENOMEM, "tokenizer: out of memory (normalizer)");
+    size_t from = i > 0 ? prev : 0; /* start of the character before the run */
+    memcpy(buf, s, from);
+    k = from;
+    int rc = 0;
+    while (from < n) {
+        /* [from, j): the character before plus the unstable run. */
+        size_t j = i;
+        while (j < n) {
+            int l = (uint8_t)s[j] < 0x80 ? 1 : tok_utf8_seq((const uint8_t *)s + j, n - j);
+            if (l > 0 && norm_stable(tok_utf8_cp((const uint8_t *)s + j, l), nfc)) break;
+            j += l > 0 ? (size_t)l : 1;
+        }
+        utf8proc_uint8_t *out = NULL;
+        utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s + from, (utf8proc_ssize_t)(j - from),
+                                          &out, o);
+        if (m < 0) {
+            rc = tl_err_set(c->err, TL_ERUNTIME, "tokenizer: normalizer: %s", utf8proc_errmsg(m));
+            break;
+        }
+        if (k + (size_t)m + (n - j) > cap) {
+            cap = k + (size_t)m + (n - j) + 64;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(out);
+                rc = tl_err_set(c->err, TL_ENOMEM, "tokenizer: out of memory (normalizer)");
+                break;
+            }
+            buf = nb;
+        }
+        memcpy(buf + k, out, (size_t)m);
+        k += (size_t)m;
+        free(out);
+        if (j >= n) break;
+        /* Copy stable characters up to the next unstable one, keeping the last one back. */
+        i = j, prev = j;
+        while (i < n) {
+            int l = (uint8_t)s[i] < 0x80 ? 1 : tok_utf8_seq((const uint8_t *)s + i, n - i);
+            if (l <= 0 || !norm_stable(tok_utf8_cp((const uint8_t *)s + i, l), nfc)) break;
+            prev = i;
+            i += (size_t)l;
+        }
+        from = i >= n ? n : prev;
+        memcpy(buf + k, s + j, from - j);
+        k += from - j;
+        if (i >= n) break;
+    }
+    if (!rc)
+        rc = t->trie_norm.n ? added_split(c, &t->trie_norm, buf, k, after_norm) : pre_run(c, 0, buf, k);
+    free(buf);
     return rc;
 }
 
