@@ -299,10 +299,10 @@ static void test_attention(tl_backend *be, tl_backend *ref, const char *isa, con
 
 /* Gated DeltaNet conv + rule over 2 slots (a 5-token prefill and a decode row), twice so the
  * state carries over, then state clear. Shapes: Hk 2, Hv 4 (ratio 2), dk 32, dv 48 (odd
- * column blocks) and the real Hk 2, Hv 2, dk = dv = 128. HV <= 8. */
+ * column blocks) and the real dk = dv = 128; a 40-token run goes through the chunked prefill. */
 static void test_gdn(tl_backend *be, tl_backend *ref, const char *isa, const int HK, const int HV, const int DK,
-                     const int DV) {
-    enum { KC = 4, R = 6, SL = 2 };
+                     const int DV, const int R) {
+    enum { KC = 4, SL = 2 };
     const int C = 2 * HK * DK + HV * DV;
     tl_gdn_state st = {.max_slots = SL, .conv_dim = C, .conv_k = KC, .n_v_heads = HV, .n_k_heads = HK, .dk = DK, .dv = DV};
     tl_gdn_state sr = st;
@@ -311,10 +311,11 @@ static void test_gdn(tl_backend *be, tl_backend *ref, const char *isa, const int
     st.rec = calloc(rn, 4);
     sr.conv = calloc(cn, 4);
     sr.rec = calloc(rn, 4);
-    int32_t slot[R] = {0, 0, 0, 0, 0, 1}, pos[R] = {0, 1, 2, 3, 4, 0};
+    int32_t *slot = malloc((size_t)R * 4), *pos = malloc((size_t)R * 4);
+    for (int i = 0; i < R; i++) slot[i] = i < R - 1 ? 0 : 1, pos[i] = i < R - 1 ? i : 0;
     tl_rows rows = {.n = R, .slot = slot, .pos = pos};
     float *w = malloc((size_t)C * KC * 4), *x = malloc((size_t)R * C * 4), *xr = malloc((size_t)R * C * 4);
-    float a[R * 8], b[R * 8], alog[8], dtb[8];
+    float *a = malloc((size_t)R * HV * 4), *b = malloc((size_t)R * HV * 4), alog[64], dtb[64];
     float *o = malloc((size_t)R * HV * DV * 4), *orf = malloc((size_t)R * HV * DV * 4);
     fill_x(w, (size_t)C * KC);
     for (int i = 0; i < HV; i++) alog[i] = 0.5f * rnd_f(), dtb[i] = rnd_f();
@@ -344,6 +345,10 @@ static void test_gdn(tl_backend *be, tl_backend *ref, const char *isa, const int
     free(xr);
     free(o);
     free(orf);
+    free(a);
+    free(b);
+    free(slot);
+    free(pos);
 }
 
 int main(void) {
@@ -383,8 +388,9 @@ int main(void) {
             test_ops(be, ref, isa);
             test_attention(be, ref, isa, 72, 6, 2);
             test_attention(be, ref, isa, 256, 8, 2);
-            test_gdn(be, ref, isa, 2, 4, 32, 48);
-            test_gdn(be, ref, isa, 2, 2, 128, 128);
+            test_gdn(be, ref, isa, 2, 4, 32, 48, 6);
+            test_gdn(be, ref, isa, 2, 2, 128, 128, 6);
+            test_gdn(be, ref, isa, 2, 4, 128, 128, 41); /* a 40-token run: the chunked form */
             be->destroy(be);
         }
     }

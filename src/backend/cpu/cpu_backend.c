@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/cpu_gdn.h"
 
 typedef struct cpu_ctx {
     tl_pool *pool;
@@ -634,12 +635,34 @@ static void job_gdn_rule(void *p, int ith, int nth) {
     }
 }
 
+/* Prefill runs of one slot go through the chunked form (cpu_gdn_avx512.c, by the Qwen3.5 work):
+ * it touches each head state twice per chunk instead of twice per token. */
+static void job_gdn_chunked(void *p, int ith, int nth) {
+    gdn_job *j = p;
+    int h0, h1;
+    tl_split_range(j->st->n_v_heads, ith, nth, &h0, &h1);
+    if (h0 < h1)
+        tl_cpu_gdn_rule_chunked(j->out, j->qkv, j->a, j->b, j->a_log, j->dt_bias, j->st, j->rows, TL_GDN_CHUNK,
+                                h0, h1, tscratch(j->c, ith));
+}
+
 static void cpu_gdn_rule(tl_backend *be, float *out, const float *qkv, const float *a, const float *b,
                          const float *a_log, const float *dt_bias, tl_gdn_state *st, const tl_rows *rows) {
     cpu_ctx *c = ctx_of(be);
-    if (tscratch_reserve(c, (size_t)2 * st->dk + st->dv) < 0) return;
+    if (rows->n <= 0) return;
     gdn_job j = {.c = c, .out = out, .qkv = qkv, .a = a, .b = b, .a_log = a_log, .dt_bias = dt_bias,
                  .st = st, .rows = rows};
+    int run = 1, longest = 1;
+    for (int r = 1; r < rows->n; r++) {
+        run = rows->slot[r] == rows->slot[r - 1] ? run + 1 : 1;
+        longest = TL_MAX(longest, run);
+    }
+    if (longest >= TL_GDN_CHUNK_MIN && strcmp(c->k->isa, "avx512") == 0 && tl_cpu_gdn_chunked_ok(st) &&
+        tscratch_reserve(c, tl_cpu_gdn_chunk_scratch_floats(TL_GDN_CHUNK, st->dk, st->dv)) == 0) {
+        tl_pool_run(c->pool, job_gdn_chunked, &j);
+        return;
+    }
+    if (tscratch_reserve(c, (size_t)2 * st->dk + st->dv) < 0) return;
     tl_pool_run(c->pool, job_gdn_rule, &j);
 }
 
