@@ -49,6 +49,8 @@ expect_usage_error "bad logit bias" "logit-bias" --model "$M" --logit-bias 'x:1'
 expect_usage_error "bias id outside vocab" "outside the vocabulary" --model "$M" --logit-bias '{"999": 1}'
 expect_usage_error "bad template config" "chat-template-config" --model "$M" --chat-template-config '[1]'
 expect_usage_error "unknown preset" "unknown preset" --model "$M" --preset nope
+expect_usage_error "system prompt without template" "needs the chat template" --model "$M" -p hi --ignore-chat-template --system-prompt S
+expect_usage_error "thinking with prompt ids" "needs the chat template" --model "$M" --prompt-ids 1,2 --thinking off
 expect_usage_error "prompt id outside vocab" "outside the vocabulary" --model "$M" --prompt-ids 1,300
 
 # --- issue 2's JSON contract with --prompt-ids ---

@@ -363,6 +363,16 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
         cli_error("give either --prompt or --prompt-ids, not both");
         return 2;
     }
+    if (!chat && (a->ignore_chat_template || a->n_prompt_ids > 0)) {
+        const char *why = a->n_prompt_ids > 0 ? "--prompt-ids" : "--ignore-chat-template";
+        const char *what = a->system_prompt ? "--system-prompt"
+                           : a->thinking != TL_THINKING_TEMPLATE ? "--thinking"
+                           : a->template_config ? "--chat-template-config" : NULL;
+        if (what) {
+            cli_error("%s needs the chat template, which %s skips; drop one of them", what, why);
+            return 2;
+        }
+    }
     if (a->preset && a->thinking == TL_THINKING_TEMPLATE) a->thinking = find_preset(a->preset)->thinking;
     return 0;
 }
