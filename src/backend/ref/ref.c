@@ -12,6 +12,12 @@
 #include "backend/backend.h"
 #include "backend/ref/ref_gdn.h"
 
+/* Attention scores of one row: grows to the longest context seen (not per token). */
+typedef struct ref_ctx {
+    double *p;
+    size_t cap;
+} ref_ctx;
+
 struct tl_wmat {
     tl_wdesc d;
     float *row; /* cols floats: one dequantized weight row */
@@ -121,10 +127,17 @@ static void ref_attention(tl_backend *be, float *out, const float *q, const tl_k
                           const tl_rows *rows, int n_heads, int n_kv_heads, int head_dim,
                           float scale) {
     int group = n_heads / n_kv_heads;
+    ref_ctx *c = be->ctx;
     for (int r = 0; r < rows->n; r++) {
         int slot = rows->slot[r], len = rows->pos[r] + 1;
-        double *p = malloc((size_t)len * sizeof(double)); /* reference: clarity over speed */
-        if (!p) tl_panic(__FILE__, __LINE__, "out of memory in reference attention");
+        if ((size_t)len > c->cap) {
+            size_t cap = TL_MAX((size_t)len, c->cap * 2);
+            double *np = realloc(c->p, cap * sizeof(double));
+            if (!np) tl_panic(__FILE__, __LINE__, "out of memory in reference attention");
+            c->p = np;
+            c->cap = cap;
+        }
+        double *p = c->p;
         for (int h = 0; h < n_heads; h++) {
             const float *qh = q + ((size_t)r * n_heads + h) * head_dim;
             int kvh = h / group;
@@ -149,7 +162,6 @@ static void ref_attention(tl_backend *be, float *out, const float *q, const tl_k
                 oh[i] = (float)(acc / sum);
             }
         }
-        free(p);
     }
 }
 
@@ -171,11 +183,22 @@ static void ref_copy_rows(tl_backend *be, float *dst, int dst_stride, int dst_of
                 (size_t)width * sizeof(float));
 }
 
-static void ref_destroy(tl_backend *be) { free(be); }
+static void ref_destroy(tl_backend *be) {
+    ref_ctx *c = be->ctx;
+    if (c) free(c->p);
+    free(c);
+    free(be);
+}
 
 tl_backend *tl_backend_ref_new(void) {
     tl_backend *be = calloc(1, sizeof *be);
-    if (!be) return NULL;
+    ref_ctx *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        return NULL;
+    }
+    be->ctx = c;
     be->name = "ref";
     be->destroy = ref_destroy;
     be->alloc = ref_alloc;
