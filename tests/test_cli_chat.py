@@ -138,6 +138,15 @@ def main():
         else:
             print("note: tests/data/qwen35/b_bf16 missing, Qwen3.5 chat not checked")
 
+        # hostile lines: not UTF-8, and one longer than the context; the chat goes on
+        rc, out, err = chat(m, "First turn\n" + "x " * 3000 + "\nHello\n", "-m", "4",
+                            "--ctx-len", "256")
+        t = turns(out)
+        check(rc == 0 and "[context: this message alone needs" in out and len(t) == 2,
+              f"long line refused, next one answered: rc {rc} {err}")
+        check(len(t) == 2 and t[1][1] > 0 and t[1][0] > t[0][0],
+              f"the refused line leaves the conversation as it was: {t}")
+
         # usage errors
         rc, out, err = chat(notpl, "hi\n")
         check(rc == 2 and "chat template" in err and err.count("\n") == 1,

@@ -205,8 +205,13 @@ static int chat_turn(chat *c, const char *user) {
     int32_t *ids = NULL;
     size_t n = 0;
     int dropped = 0, rc;
+    json_t *saved = json_deep_copy(c->history); /* put back if the message cannot be sent */
     for (;;) {
         if ((rc = chat_prompt(c, &rendered, &ids, &n))) {
+            if (saved) {
+                json_decref(c->history);
+                c->history = saved;
+            }
             json_array_remove(c->history, json_array_size(c->history) - 1);
             return rc == 2 ? 0 : rc;
         }
@@ -218,6 +223,11 @@ static int chat_turn(chat *c, const char *user) {
             printf("[context: this message alone needs %zu tokens; the context holds %d with "
                    "room for %d to generate. Send something shorter, or restart with a larger "
                    "--ctx-len]\n", n, ctx, reserve);
+            if (saved) { /* the conversation stays as it was */
+                json_decref(c->history);
+                c->history = saved;
+                saved = NULL;
+            }
             json_array_remove(c->history, json_array_size(c->history) - 1);
             free(rendered);
             free(ids);
@@ -233,6 +243,7 @@ static int chat_turn(chat *c, const char *user) {
         free(ids);
         rendered = NULL, ids = NULL;
     }
+    json_decref(saved);
     if (dropped)
         printf("[context full: dropped the oldest %d turn%s to fit %d tokens]\n", dropped,
                dropped == 1 ? "" : "s", ctx);

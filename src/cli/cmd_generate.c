@@ -788,7 +788,12 @@ int cmd_generate(int argc, char **argv) {
         exit_code = 2;
         goto out;
     }
-    if (a.verbose == 2) cli_gen_print_settings(stderr, &a, &sp);
+    if (a.verbose == 2) {
+        cli_gen_print_settings(stderr, &a, &sp);
+        fprintf(stderr, "[stop ids]");
+        for (int i = 0; i < m.n_stop_ids; i++) fprintf(stderr, " %d", m.stop_ids[i]);
+        fprintf(stderr, "%s\n", a.n_stops ? " and the --stop strings" : "");
+    }
 
     if ((slot = tl_slot_acquire(m.e, &err)) < 0) {
         cli_error("%s", err.msg);
