@@ -24,6 +24,7 @@
 #include <string.h>
 
 struct tl_snapshot {
+    const tl_engine *owner; /* page ids and state layout are this engine's */
     int len;
     int n_pages;
     int32_t *pages;       /* page ids; one reference each */
@@ -480,6 +481,7 @@ int tl_slot_snapshot(tl_engine *e, int slot, tl_snapshot **out, tl_err *err) {
     if (!slot_ok(e, slot)) return tl_err_set(err, TL_EINVAL, "snapshot: slot %d is not in use", slot);
     tl_snapshot *s = calloc(1, sizeof *s);
     if (!s) return tl_err_set(err, TL_ENOMEM, "out of memory");
+    s->owner = e;
     s->len = e->slot_len[slot];
     s->n_pages = e->kv.n_layers ? (s->len + e->kv.page_size - 1) / e->kv.page_size : 0;
     s->state_bytes = e->state_bytes;
@@ -503,6 +505,8 @@ int tl_slot_snapshot(tl_engine *e, int slot, tl_snapshot **out, tl_err *err) {
 
 int tl_slot_restore(tl_engine *e, int slot, const tl_snapshot *s, tl_err *err) {
     if (!s) return tl_err_set(err, TL_EINVAL, "restore: no snapshot");
+    if (s->owner != e)
+        return tl_err_set(err, TL_EINVAL, "restore: the snapshot belongs to another engine");
     if (!slot_ok(e, slot)) return tl_err_set(err, TL_EINVAL, "restore: slot %d is not in use", slot);
     if (s->len > e->ctx_len)
         return tl_err_set(err, TL_EINVAL, "restore: the snapshot holds %d tokens, more than the "
@@ -527,6 +531,7 @@ size_t tl_snapshot_bytes(const tl_snapshot *s) {
 
 void tl_snapshot_free(tl_engine *e, tl_snapshot *s) {
     if (!s) return;
+    TL_ALWAYS(s->owner == e); /* freeing into another engine's pool would corrupt it */
     for (int i = 0; i < s->n_pages; i++) page_unref(e, s->pages[i]);
     free(s->pages);
     tl_free(s->state, s->state_bytes, TL_MEM_STATE);
