@@ -95,7 +95,7 @@ static int slot_ids_set(chat *c, const int32_t *ids, int n) {
         c->slot_ids = p;
         c->cap_slot = n;
     }
-    if (ids != c->slot_ids) memmove(c->slot_ids, ids, (size_t)n * sizeof *ids);
+    if (n > 0 && ids != c->slot_ids) memmove(c->slot_ids, ids, (size_t)n * sizeof *ids);
     c->n_slot = n;
     return 0;
 }

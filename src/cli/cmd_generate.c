@@ -157,7 +157,7 @@ static int parse_logit_bias(cli_gen_args *a, const char *s) {
     }
     tl_logit_bias *nb = realloc(a->bias, (size_t)(a->n_bias + n + 1) * sizeof *nb);
     if (!nb) return free(v), -1;
-    memcpy(nb + a->n_bias, v, (size_t)n * sizeof *v);
+    if (n > 0) memcpy(nb + a->n_bias, v, (size_t)n * sizeof *v);
     a->bias = nb;
     a->n_bias += n;
     free(v);

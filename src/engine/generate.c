@@ -109,7 +109,9 @@ int tl_generate(tl_engine *e, int slot, const int32_t *prompt, int n_prompt, int
     }
     if ((rc = tl_stop_new(&stop, o->stop_strs, o->n_stop_strs, err))) goto done;
     logits = tl_alloc((size_t)vocab * sizeof *logits, TL_MEM_SCRATCH);
-    res->ids = malloc(((size_t)o->max_tokens + 1) * sizeof *res->ids);
+    /* at most ctx_len - n_prompt + 1 tokens fit (the last one is never fed) */
+    size_t cap_ids = (size_t)TL_MIN(o->max_tokens, ctx_len - n_prompt + 1) + 1;
+    res->ids = malloc(cap_ids * sizeof *res->ids);
     if (!logits || !res->ids) {
         rc = tl_err_set(err, TL_ENOMEM, "generate: out of memory for %d logits", vocab);
         goto done;

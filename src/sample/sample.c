@@ -171,6 +171,7 @@ void tl_sampler_reset(tl_sampler *s) {
 
 int tl_sampler_accept(tl_sampler *s, const int32_t *ids, int n, int generated, tl_err *err) {
     if (n < 0) return tl_err_set(err, TL_EINVAL, "sampler: negative token count");
+    if (n == 0) return 0;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= s->vocab)
             return tl_err_set(err, TL_EINVAL, "sampler: token id %d at index %d is outside the "
