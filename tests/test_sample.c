@@ -161,6 +161,23 @@ static void test_seeds(void) {
     }
     CHECK(first == a[0] && again == a[0]);
     tl_sampler_free(s);
+    /* two sequences drawn in turn (as in a batch) give what each gives alone */
+    tl_sampler *x, *y;
+    p.seed = 7, p.stream = 0;
+    CHECK(tl_sampler_new(&x, &p, 8, &err) == 0);
+    p.stream = 1;
+    CHECK(tl_sampler_new(&y, &p, 8, &err) == 0);
+    int same_x = 1, same_y = 1;
+    for (int i = 0; i < 64; i++) {
+        float l[8];
+        memcpy(l, k_logits, sizeof l);
+        same_x &= tl_sampler_sample(x, l) == a[i];
+        memcpy(l, k_logits, sizeof l);
+        same_y &= tl_sampler_sample(y, l) == d[i];
+    }
+    CHECK(same_x && same_y);
+    tl_sampler_free(x);
+    tl_sampler_free(y);
 }
 
 static void test_greedy_and_penalties(void) {
