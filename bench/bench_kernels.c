@@ -21,6 +21,19 @@
 
 static double now_s(void) { return (double)tl_now_ns() * 1e-9; }
 
+/* AnonHugePages of this process in MiB (-1 if unknown): whether the repacked weights got 2 MiB
+ * pages, which decides the read bandwidth on this VM (docs/performance.md, Addendum). */
+static long huge_mib(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : kb / 1024;
+}
+
 /* ---- peak read bandwidth ---------------------------------------------------------------------- */
 typedef struct {
     const uint8_t *buf;
@@ -127,6 +140,8 @@ static int bench_shape(tl_backend *be, const shape *s, int quick, double peak, i
             return -1;
         }
     tl_wmat *w = ws[0];
+    long huge = huge_mib();
+    double total_mib = (double)read_bytes * ncopies / (1 << 20);
     /* the repacked copies are all the kernels read from now on */
     free(data), free(sc), free(bi);
     int nmax = 512;
@@ -143,8 +158,9 @@ static int bench_shape(tl_backend *be, const shape *s, int quick, double peak, i
         if (t < best) best = t;
     }
     double gbs = (double)read_bytes / best * 1e-9;
-    printf("| %-12s | %-22s | %d | decode n=1 | %8.3f ms | %6.1f GB/s | %3.0f%% of peak |\n", s->model, s->what,
-           threads, best * 1e3, gbs, 100 * gbs / peak);
+    printf("| %-12s | %-22s | %d | decode n=1 | %8.3f ms | %6.1f GB/s | %3.0f%% of peak | %.0f%% |\n", s->model,
+           s->what, threads, best * 1e3, gbs, 100 * gbs / peak,
+           huge < 0 ? 0.0 : TL_MIN(100.0, 100.0 * (double)huge / total_mib));
     /* prefill: n = 512 (not for the lm_head: only the last position goes through it) */
     if (s->rows < 100000) {
         int n = quick ? 128 : 512, preps = quick ? 1 : 3;
@@ -156,8 +172,8 @@ static int bench_shape(tl_backend *be, const shape *s, int quick, double peak, i
             if (t < best) best = t;
         }
         double gf = 2.0 * s->rows * s->cols * n / best * 1e-9;
-        printf("| %-12s | %-22s | %d | prefill n=%d | %8.3f ms | %6.1f GFLOP/s | |\n", s->model, s->what, threads, n,
-               best * 1e3, gf);
+        printf("| %-12s | %-22s | %d | prefill n=%d | %8.3f ms | %6.1f GFLOP/s | | |\n", s->model, s->what,
+               threads, n, best * 1e3, gf);
     }
     fflush(stdout);
     free(x);
@@ -199,8 +215,8 @@ int main(int argc, char **argv) {
            bytes >> 20, peak[1], peak[2]);
     const char *xq = getenv("TALLOW_CPU_XQ");
     printf("activations: %s-level int8\n\n", xq && strcmp(xq, "1") == 0 ? "one" : "two");
-    printf("| model | matrix (rows x cols, 4-bit gs64) | threads | test | time | speed | vs peak |\n");
-    printf("|---|---|---|---|---|---|---|\n");
+    printf("| model | matrix (rows x cols, 4-bit gs64) | threads | test | time | speed | vs peak | in huge pages |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
     for (int t = 1; t <= 2; t++) {
         if (only_threads && t != only_threads) continue;
         tl_err err = {0};
