@@ -1,6 +1,8 @@
 /* bench_tokenizer.c — tokenizer speed, single thread: load time, encode and decode MB/s.
  *
- * usage: bench_tokenizer TOKENIZER_JSON [TEXT_FILE] [--mb N]
+ * usage: bench_tokenizer TOKENIZER_JSON [TEXT_FILE] [--mb N] [--lines]
+ * --lines encodes each line (with its newline) as its own call, the way prompts arrive, instead
+ * of the whole text in one call.
  * Without TEXT_FILE the text is tests/data/tok/corpus.jsonl's strings joined by "\n" and
  * repeated to N MB (default 8) — tools/bench_tokenizer.py builds the same text for Hugging Face
  * `tokenizers`, so the two figures compare. Best of 3 runs after a warm-up run. Times are the
@@ -65,8 +67,10 @@ int main(int argc, char **argv) {
     }
     const char *file = NULL;
     double mb = 8;
+    int lines = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--mb") && i + 1 < argc) mb = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--lines")) lines = 1;
         else file = argv[i];
     }
     tl_err err = {0};
@@ -96,9 +100,30 @@ int main(int argc, char **argv) {
     for (int r = 0; r < 4; r++) {
         free(ids);
         t0 = cpu_ns();
-        if (tl_tok_encode(tok, text, n, 0, &ids, &nid, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
-            return 1;
+        if (!lines) {
+            if (tl_tok_encode(tok, text, n, 0, &ids, &nid, &err)) {
+                fprintf(stderr, "%s\n", err.msg);
+                return 1;
+            }
+        } else { /* one call per line; the ids are gathered for the decode below */
+            size_t cap = n / 2 + 16;
+            ids = malloc(cap * sizeof *ids);
+            nid = 0;
+            for (size_t at = 0; at < n;) {
+                const char *nl = memchr(text + at, '\n', n - at);
+                size_t l = nl ? (size_t)(nl - (text + at)) + 1 : n - at;
+                int32_t *li;
+                size_t ln;
+                if (tl_tok_encode(tok, text + at, l, 0, &li, &ln, &err)) {
+                    fprintf(stderr, "%s\n", err.msg);
+                    return 1;
+                }
+                if (nid + ln > cap) ids = realloc(ids, (cap = 2 * (nid + ln)) * sizeof *ids);
+                memcpy(ids + nid, li, ln * sizeof *li);
+                nid += ln;
+                free(li);
+                at += l;
+            }
         }
         double e = (double)(cpu_ns() - t0) / 1e9;
         free(back);
@@ -111,8 +136,8 @@ int main(int argc, char **argv) {
         if (r > 0 && e < best_enc) best_enc = e;
         if (r > 0 && d < best_dec) best_dec = d;
     }
-    printf("tallow  load %.3f s (cpu)  text %.2f MB  %zu ids  encode %.1f MB/s  decode %.1f MB/s  "
-           "roundtrip %s\n", load_s, (double)n / 1e6, nid, (double)n / 1e6 / best_enc,
+    printf("tallow  %s load %.3f s (cpu)  text %.2f MB  %zu ids  encode %.1f MB/s  decode %.1f MB/s  "
+           "roundtrip %s\n", lines ? "lines" : "whole", load_s, (double)n / 1e6, nid, (double)n / 1e6 / best_enc,
            (double)bl / 1e6 / best_dec, bl == n && !memcmp(back, text, n) ? "exact" : "differs");
     free(ids);
     free(back);

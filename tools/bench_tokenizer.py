@@ -5,7 +5,9 @@ TOKENIZERS_PARALLELISM=false), best of 3 after a warm-up, in thread CPU time (ti
 like the C side, so a busy shared machine still gives comparable figures.
 
 usage: .venv/bin/python tools/bench_tokenizer.py TOKENIZER_JSON [TEXT_FILE] [--mb N]
-       [--tallow build/bench_tokenizer]   (also runs the C benchmark for a side-by-side line)"""
+       [--lines] [--tallow build/bench_tokenizer]
+--lines: each line is its own encode call (as prompts arrive); --tallow also runs the C benchmark
+for a side-by-side line."""
 import argparse
 import json
 import os
@@ -39,6 +41,7 @@ def main():
     ap.add_argument("text", nargs="?")
     ap.add_argument("--mb", type=float, default=8)
     ap.add_argument("--tallow")
+    ap.add_argument("--lines", action="store_true")
     a = ap.parse_args()
     t0 = time.thread_time()
     tok = Tokenizer.from_file(a.tokenizer)
@@ -48,7 +51,12 @@ def main():
     enc = dec = 1e30
     for r in range(4):
         t0 = time.thread_time()
-        ids = tok.encode(text, add_special_tokens=False).ids
+        if a.lines:
+            ids = []
+            for line in text.splitlines(keepends=True):
+                ids += tok.encode(line, add_special_tokens=False).ids
+        else:
+            ids = tok.encode(text, add_special_tokens=False).ids
         e = time.thread_time() - t0
         t0 = time.thread_time()
         back = tok.decode(ids, skip_special_tokens=False)
@@ -56,10 +64,11 @@ def main():
         if r:
             enc, dec = min(enc, e), min(dec, d)
     mb = len(raw) / 1e6
-    print(f"hf      load {load:.3f} s (cpu)  text {mb:.2f} MB  {len(ids)} ids  encode {mb / enc:.1f} MB/s  "
+    print(f"hf      {'lines' if a.lines else 'whole'} load {load:.3f} s (cpu)  text {mb:.2f} MB  {len(ids)} ids  encode {mb / enc:.1f} MB/s  "
           f"decode {len(back.encode()) / 1e6 / dec:.1f} MB/s")
     if a.tallow:
-        cmd = [a.tallow, a.tokenizer] + ([a.text] if a.text else []) + ["--mb", str(a.mb)]
+        cmd = [a.tallow, a.tokenizer] + ([a.text] if a.text else []) + ["--mb", str(a.mb)] + \
+            (["--lines"] if a.lines else [])
         subprocess.run(cmd, check=True, cwd=ROOT)
 
 
