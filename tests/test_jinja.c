@@ -110,6 +110,26 @@ static void check_hostile(void) {
     rc = tl_jinja_render("{{ x }}", "{\"x\": [1, 2", NULL, &out, NULL, &err);
     CHECKF(rc == -TL_EINVAL && strstr(err.msg, "invalid JSON"), "bad vars JSON: %d %s", rc, err.msg);
     free(out);
+    /* variables nested past the limit: an error, and nothing leaks (checked under ASan) */
+    char nested[4096];
+    k = 0;
+    for (int i = 0; i < 600; i++) nested[k++] = '[';
+    for (int i = 0; i < 600; i++) nested[k++] = ']';
+    nested[k] = 0;
+    char vj[4200];
+    snprintf(vj, sizeof vj, "{\"x\": %s}", nested);
+    out = NULL;
+    rc = tl_jinja_render("{{ x }}", vj, NULL, &out, NULL, &err);
+    CHECKF(rc == -TL_ELIMIT, "deep variables JSON: rc %d %s", rc, err.msg);
+    free(out);
+    /* render memory is counted (TL_MEM_OTHER) and returned */
+    tl_mem_stats before, after;
+    tl_mem_get(&before);
+    out = NULL;
+    rc = tl_jinja_render("{% for i in range(1000) %}{{ i }}{% endfor %}", NULL, NULL, &out, NULL, &err);
+    tl_mem_get(&after);
+    CHECK(rc == 0 && after.cur[TL_MEM_OTHER] == before.cur[TL_MEM_OTHER] && after.peak[TL_MEM_OTHER] > before.cur[TL_MEM_OTHER]);
+    free(out);
     /* strftime_now with a pinned clock (2026-03-05 12:00 UTC) */
     tl_chat_opts pinned = {.now = 1772712000};
     out = NULL;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <jansson.h>
 
 #include "chat/jinja_int.h"
 
@@ -877,6 +878,7 @@ int jtemplate_render(const jtemplate *t, const jlimits *lim, jvars_fn build_vars
     int rc = 0;
     if (setjmp(c->jb)) {
         rc = -(err && err->code ? err->code : TL_ERUNTIME);
+        if (c->pending_json) json_decref(c->pending_json);
         goto done;
     }
     jframe *g = frame_new(c, NULL);

@@ -41,6 +41,7 @@ struct jctx {
     int ctl;      /* pending break / continue */
     int raised;   /* the failure came from raise_exception */
     int line, col;
+    void *pending_json; /* a jansson value being converted (freed if the render fails) */
 };
 
 typedef struct jargs {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chat/jinja.h"
+#include "chat/jinja_int.h"
 
 /* ---- arena ---------------------------------------------------------------------------------- */
 struct jarena_blk {
@@ -35,6 +36,7 @@ void *jarena_alloc(jarena *a, size_t n) {
         b->next = a->head;
         a->head = b;
         a->used += sz + sizeof *b;
+        tl_mem_add(TL_MEM_OTHER, (int64_t)(sz + sizeof *b));
     }
     void *p = b->data + b->off;
     b->off += n;
@@ -46,6 +48,7 @@ void jarena_free(jarena *a) {
     jarena_blk *b = a->head;
     while (b) {
         jarena_blk *n = b->next;
+        tl_mem_add(TL_MEM_OTHER, -(int64_t)(b->size + sizeof *b));
         free(b);
         b = n;
     }
@@ -502,7 +505,9 @@ int jv_from_json(jctx *c, const char *json, const char *what, jv *out, tl_err *e
     if (!j)
         return tl_err_set(err, TL_EINVAL, "%s: invalid JSON at line %d, column %d: %s", what,
                           je.line, je.column, je.text);
-    *out = from_jansson(c, j, 0); /* fails the render (longjmp) only on limits */
+    c->pending_json = j; /* freed by the render's exit if a limit ends it mid-way */
+    *out = from_jansson(c, j, 0);
+    c->pending_json = NULL;
     json_decref(j);
     return 0;
 }
