@@ -110,6 +110,12 @@ check "[ \"\$(json $T/stdin.json 'd[\"generated_ids\"]')\" = \"\$(json $T/h.json
 gen --model "$T/notpl" -p "Hello world" --ignore-chat-template -m 4 --format json >"$T/raw.json"
 check "[ \$? = 0 ] && [ \"\$(json $T/raw.json 'len(d[\"prompt_ids\"])')\" -lt $np ]" "--ignore-chat-template tokenizes the raw prompt"
 
+# --prefill-response continues an assistant message (no <|im_end|> = id 2 after it)
+gen --model "$M" -p "Hi" --prefill-response "Sure, here" -m 4 --temp 0 --format json >"$T/pre.json"
+check "[ \"\$(json $T/pre.json 'd[\"prompt_ids\"][-1] != 2 and d[\"prompt_ids\"].count(3) == 2')\" = True ]" "prefill: the assistant turn is left open: $(json "$T/pre.json" 'd["prompt_ids"]')"
+expect_usage_error "prefill without template" "needs the chat template" --model "$M" -p hi --ignore-chat-template --prefill-response x
+expect_usage_error "min-tokens-to-keep 0" "--min-tokens-to-keep" --model "$M" --min-tokens-to-keep 0
+
 # --- stop strings and extra eos ids ---
 gen --model "$M" -p "Hello world" -m 24 --temp 0 --thinking off --format json >"$T/g.json"
 stop=$(json "$T/g.json" 'd["text"][5:9]')

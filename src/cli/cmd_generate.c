@@ -77,6 +77,7 @@ static void usage(FILE *f, int chat) {
                 "                            default \"hello\")\n"
                 "  --prompt-ids 1,2,3        token ids: no tokenizer, no template\n"
                 "  --ignore-chat-template    tokenize the prompt as is\n"
+                "  --prefill-response R      start the assistant's reply with R (it continues it)\n"
                 "  --format text|json        json: one object with ids, text, finish_reason, timings\n");
     fprintf(f,
             "  --system-prompt S         system message\n"
@@ -85,6 +86,7 @@ static void usage(FILE *f, int chat) {
             "  --top-p P                 nucleus, in (0, 1]\n"
             "  --top-k K                 0 = off\n"
             "  --min-p P                 in [0, 1]\n"
+            "  --min-tokens-to-keep N    tokens top-p and min-p always keep (default 1)\n"
             "  --presence-penalty X      OpenAI semantics: once per token generated so far\n"
             "  --frequency-penalty X     OpenAI semantics: per occurrence among generated tokens\n"
             "  --repetition-penalty X    transformers-style, over the last N context tokens\n"
@@ -202,6 +204,13 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
             VAL("--prompt-ids");
             free(a->prompt_ids);
             if ((a->n_prompt_ids = cli_parse_ids(v, "--prompt-ids", &a->prompt_ids)) < 0) return 2;
+        } else if (!chat && is_flag(f, "--prefill-response")) {
+            VAL("--prefill-response");
+            a->prefill_response = v;
+        } else if (is_flag(f, "--min-tokens-to-keep")) {
+            VAL("--min-tokens-to-keep");
+            if (cli_parse_int(v, "--min-tokens-to-keep", 1, INT32_MAX, &l)) return 2;
+            a->sp.min_keep = (int)l, a->set |= GA_MIN_KEEP;
         } else if (is_flag(f, "--system-prompt")) {
             VAL("--system-prompt");
             a->system_prompt = v;
@@ -365,7 +374,8 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
     }
     if (!chat && (a->ignore_chat_template || a->n_prompt_ids > 0)) {
         const char *why = a->n_prompt_ids > 0 ? "--prompt-ids" : "--ignore-chat-template";
-        const char *what = a->system_prompt ? "--system-prompt"
+        const char *what = a->system_prompt      ? "--system-prompt"
+                           : a->prefill_response ? "--prefill-response"
                            : a->thinking != TL_THINKING_TEMPLATE ? "--thinking"
                            : a->template_config ? "--chat-template-config" : NULL;
         if (what) {
@@ -545,6 +555,7 @@ void cli_gen_sampling(const cli_gen_args *a, const cli_model *m, tl_sample_param
     if (a->set & GA_REP_CTX) p.repetition_context_size = a->sp.repetition_context_size;
     if (a->set & GA_PRES) p.presence_penalty = a->sp.presence_penalty;
     if (a->set & GA_FREQ) p.frequency_penalty = a->sp.frequency_penalty;
+    if (a->set & GA_MIN_KEEP) p.min_keep = a->sp.min_keep;
     p.bias = a->bias;
     p.n_bias = a->n_bias;
     p.seed = a->seed_set ? a->sp.seed : (tl_now_ns() ^ ((uint64_t)getpid() << 32));
@@ -579,6 +590,23 @@ int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_j
     tl_err err = {0};
     int rc = tl_chat_render(m->tpl, messages_json, NULL, a->template_config, &o, out, NULL, &err);
     if (rc) {
+        cli_error("chat template of %s: %s", m->dir, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_render_continue(const cli_model *m, const cli_gen_args *a, const char *messages_json,
+                        tl_thinking thinking, char **out) {
+    *out = NULL;
+    if (!m->tpl) return cli_render(m, a, messages_json, thinking, 0, out); /* says why */
+    tl_chat_opts o = {0};
+    o.continue_final_message = 1;
+    o.thinking = thinking;
+    o.bos_token = m->bos;
+    o.eos_token = m->eos;
+    tl_err err = {0};
+    if (tl_chat_render(m->tpl, messages_json, NULL, a->template_config, &o, out, NULL, &err)) {
         cli_error("chat template of %s: %s", m->dir, err.msg);
         return 1;
     }
@@ -732,14 +760,18 @@ int cmd_generate(int argc, char **argv) {
                                                       a.system_prompt));
             json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content",
                                                   prompt_buf));
+            if (a.prefill_response)
+                json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant",
+                                                      "content", a.prefill_response));
             char *mj = json_dumps(msgs, JSON_COMPACT);
             json_decref(msgs);
             if (!mj) {
-                cli_error("the prompt or system prompt is not valid UTF-8");
+                cli_error("the prompt, system prompt or prefilled response is not valid UTF-8");
                 exit_code = 2;
                 goto out;
             }
-            exit_code = cli_render(&m, &a, mj, a.thinking, 1, &rendered);
+            exit_code = a.prefill_response ? cli_render_continue(&m, &a, mj, a.thinking, &rendered)
+                                           : cli_render(&m, &a, mj, a.thinking, 1, &rendered);
             free(mj);
             if (exit_code) goto out;
             text = rendered;

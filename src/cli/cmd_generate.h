@@ -11,7 +11,7 @@
 
 enum { /* which sampling fields the user set */
     GA_TEMP = 1 << 0, GA_TOP_P = 1 << 1, GA_TOP_K = 1 << 2, GA_MIN_P = 1 << 3,
-    GA_REP = 1 << 4, GA_PRES = 1 << 5, GA_FREQ = 1 << 6, GA_REP_CTX = 1 << 7,
+    GA_REP = 1 << 4, GA_PRES = 1 << 5, GA_FREQ = 1 << 6, GA_REP_CTX = 1 << 7, GA_MIN_KEEP = 1 << 8,
 };
 
 typedef struct cli_gen_args {
@@ -21,6 +21,7 @@ typedef struct cli_gen_args {
     int ctx_len;                 /* 0 = engine default / what the run needs */
     const char *prompt;          /* generate */
     const char *system_prompt;
+    const char *prefill_response;/* generate: the start of the assistant's reply */
     int32_t *prompt_ids;
     int n_prompt_ids;
     int max_tokens;
@@ -76,6 +77,9 @@ void cli_gen_print_settings(FILE *f, const cli_gen_args *a, const tl_sample_para
  * Returns 0 or an exit code. */
 int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_json,
                tl_thinking thinking, int add_gen, char **out);
+/* Same, continuing the final (assistant) message instead of opening a new one. */
+int cli_render_continue(const cli_model *m, const cli_gen_args *a, const char *messages_json,
+                        tl_thinking thinking, char **out);
 
 /* Reasoning display: prints streamed text, reasoning under a "Thinking:" header (dim on a
  * terminal) or not at all with --hide-thinking. */
