@@ -154,11 +154,21 @@ def write_golden(path, prompts, logits, g, comment):
         f.write(f"maxabs {len(maxabs)}\n" + " ".join(f"{v:.6g}" for v in maxabs) + "\n")
 
 
-def mlx_convert(src, dst, bits, group):
+# Mixed precision (per-module overrides in config "quantization", as mlx-lm writes them): every
+# bit width MLX has, so the 2/3/5/6-bit bit-stream packing is exercised too.
+def mixed_predicate(path, module):
+    for key, q in (("embed_tokens", (8, 64)), ("down_proj", (3, 32)), ("up_proj", (6, 64)),
+                   ("o_proj", (5, 32)), ("gate_proj", (2, 32))):
+        if key in path:
+            return {"bits": q[0], "group_size": q[1]}
+    return True
+
+
+def mlx_convert(src, dst, bits, group, predicate=None):
     import mlx.core as mx
     from mlx_lm.utils import load_model, quantize_model, save_config, save_model
     model, config = load_model(Path(src), lazy=False)
-    model, config = quantize_model(model, config, group, bits)
+    model, config = quantize_model(model, config, group, bits, quant_predicate=predicate)
     if os.path.exists(dst):
         shutil.rmtree(dst)
     save_model(dst, model)
@@ -239,27 +249,30 @@ def make_one(name, mtype, hp, groups, seed, out_root, cache_root):
     write_golden(out / "golden_hf.txt", prompts, logits, g,
                  f"{name}: transformers f32 on the bf16-valued weights (f32 and bf16 files)")
 
-    for bits, gs in ((4, groups[0]), (8, groups[1])):
-        qdir = out / f"q{bits}"
-        mlx_convert(bf16_dir, qdir, bits, gs)
+    variants = [(f"q4", 4, groups[0], None), (f"q8", 8, groups[1], None)]
+    if name == "llama-a":
+        variants.append(("mixed", 4, 32, mixed_predicate))
+    for vname, bits, gs, pred in variants:
+        qdir = out / vname
+        mlx_convert(bf16_dir, qdir, bits, gs, pred)
         # transformers on the dequantized weights
         sd = mlx_dequantized_state(qdir)
         dq = AutoModelForCausalLM.from_pretrained(f32_dir, dtype=torch.float32).eval()
         missing, unexpected = dq.load_state_dict(sd, strict=False)
         bad = [k for k in missing if k != "lm_head.weight"]
         if bad or unexpected:
-            sys.exit(f"{name} q{bits}: state dict mismatch: missing {bad} unexpected {unexpected}")
+            sys.exit(f"{name} {vname}: state dict mismatch: missing {bad} unexpected {unexpected}")
         if dq.config.tie_word_embeddings:
             dq.tie_weights()
         logits = [hf_last_logits(dq, p) for p in prompts]
         g = greedy(lambda ids: hf_last_logits(dq, ids), prompts[0], N_GREEDY)
-        write_golden(out / f"golden_q{bits}_hf.txt", prompts, logits, g,
-                     f"{name}: transformers f32 on the MLX {bits}-bit (group {gs}) dequantized weights")
+        write_golden(out / f"golden_{vname}_hf.txt", prompts, logits, g,
+                     f"{name}: transformers f32 on the MLX {vname} (group {gs}) dequantized weights")
         fn = mlx_logits_fn(qdir)
         logits = [fn(p) for p in prompts]
         g = greedy(fn, prompts[0], N_GREEDY)
-        write_golden(out / f"golden_q{bits}_mlx.txt", prompts, logits, g,
-                     f"{name}: mlx-lm's own logits (f32 activations) on the MLX {bits}-bit "
+        write_golden(out / f"golden_{vname}_mlx.txt", prompts, logits, g,
+                     f"{name}: mlx-lm's own logits (f32 activations) on the MLX {vname} "
                      f"(group {gs}) files")
     print(f"{name}: ok")
 
