@@ -28,7 +28,9 @@ typedef struct tl_engine_opts {
     int max_slots;       /* sequences that can be live at once; 0 = 1 */
     int ctx_len;         /* tokens per slot; 0 = min(model max, 4096) */
     int max_batch_rows;  /* rows per forward pass (prefill chunk); 0 = 512 */
-    int exact;           /* 1: use the scalar reference kernels (tests, parity) */
+    int exact;           /* 1: use the scalar reference kernels (tests, parity); also when the
+                          * environment has TALLOW_EXACT=1. Otherwise the CPU backend ("cpu"),
+                          * or the reference if that cannot start. */
 } tl_engine_opts;
 
 typedef enum {
@@ -80,7 +82,10 @@ int tl_slot_truncate(tl_engine *e, int slot, int n, struct tl_err *err);
 
 /* One forward pass. seqs[i] appends n_tokens tokens to slot seqs[i].slot; a slot appears at
  * most once. If want_logits, the logits (vocab_size floats) of its last token are written to
- * logits + i*vocab_size. Prompts longer than max_batch_rows are processed in chunks inside. */
+ * logits + i*vocab_size. Prompts longer than max_batch_rows are processed in chunks inside.
+ * Everything is checked first (slots acquired, token ids in the vocabulary, context length:
+ * -TL_ELIMIT, KV pages: -TL_ENOMEM): such a failure changes nothing. The KV cache grows on
+ * demand (from ~512 tokens per slot up to ctx_len for every slot). */
 typedef struct tl_batch_seq {
     int slot;
     int n_tokens;
