@@ -177,8 +177,10 @@ static void check_state(const char *model, int exact) {
     int32_t *ids = to_ids(p2, n2), *ids1 = to_ids(p1, n1);
     float *whole = malloc((size_t)V * sizeof(float)), *lg = malloc((size_t)V * 2 * sizeof(float));
     tl_err err = {0};
-    /* exact backend: bit-identical; cpu: the batched kernels may round differently */
-    double tol = exact ? 0.0 : 1e-4;
+    /* exact backend: bit-identical. cpu: its quantized matmul rounds the activations to int8 per
+     * call (one or two levels, chosen by the batch size), so a row's logits depend slightly on
+     * the batch it came in: allowed up to 5e-4 x max|logit| (the golden bar is 1e-3). */
+    double tol = exact ? 0.0 : 5e-4;
     int slot = tl_slot_acquire(e, &err);
     feed(e, slot, ids, (int)n2, NULL, 0, whole);
     tl_slot_release(e, slot);
