@@ -33,7 +33,7 @@ static void human(double b, char *out, size_t cap) {
     snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
-static void progress(void *ctx, const char *file, uint64_t done, uint64_t total, int reused) {
+static void progress(void *ctx, const char *file, uint64_t done, uint64_t total, int state) {
     bar *b = ctx;
     uint64_t now = tl_now_ns();
     if (strcmp(b->file, file)) {
@@ -41,7 +41,7 @@ static void progress(void *ctx, const char *file, uint64_t done, uint64_t total,
         b->t0 = now;
         b->last = 0;
     }
-    int finished = total && done == total;
+    int finished = state != 0;
     if (!finished && now - b->last < 100000000ull) return; /* 10 updates a second */
     b->last = now;
     char d[32], t[32], r[32];
@@ -53,8 +53,9 @@ static void progress(void *ctx, const char *file, uint64_t done, uint64_t total,
     char line[64];
     for (int i = 0; i < w; i++) line[i] = i < fill ? '#' : '.';
     line[w] = 0;
-    fprintf(stderr, "\r\033[K%-32.32s [%s] %3d%% %s / %s  %s/s", file, line, pct, d, t, r);
-    if (finished) fprintf(stderr, "%s\n", reused ? "  (cached)" : "");
+    if (state == 2) fprintf(stderr, "\r\033[K%-32.32s [%s] %3d%% %s  (cached)\n", file, line, pct, t);
+    else fprintf(stderr, "\r\033[K%-32.32s [%s] %3d%% %s / %s  %s/s%s", file, line, pct, d, t, r,
+                 finished ? "\n" : "");
     fflush(stderr);
 }
 

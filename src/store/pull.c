@@ -484,7 +484,7 @@ static int get_file(pull_ctx *c, const char *repo_dir, const char *commit, const
     uint64_t sz = 0;
     if (file_size(snap, &sz) == 0) { /* already there (ours, or huggingface_hub's) */
         res->n_reused++;
-        if (c->o->progress) c->o->progress(c->o->progress_ctx, file, sz, sz, 1);
+        if (c->o->progress) c->o->progress(c->o->progress_ctx, file, sz, sz, 2);
         return 0;
     }
     char url[4096 + 2200], path[3000];
@@ -509,7 +509,7 @@ static int get_file(pull_ctx *c, const char *repo_dir, const char *commit, const
     snprintf(inc, sizeof inc, "%s.incomplete", blob);
     if (file_size(blob, &sz) == 0 && (!total || sz == total)) {
         res->n_reused++;
-        if (c->o->progress) c->o->progress(c->o->progress_ctx, file, sz, sz, 1);
+        if (c->o->progress) c->o->progress(c->o->progress_ctx, file, sz, sz, 2);
         return link_snapshot(c, repo_dir, commit, file, etag);
     }
     rc = fetch(c, url, inc, file, total, &res->bytes_downloaded);
@@ -529,7 +529,7 @@ static int get_file(pull_ctx *c, const char *repo_dir, const char *commit, const
         return tl_err_set(c->err, TL_EIO, "%s: cannot move into place: %s", blob, strerror(errno));
     if (c->o->progress) {
         file_size(blob, &sz);
-        c->o->progress(c->o->progress_ctx, file, sz, sz, 0);
+        c->o->progress(c->o->progress_ctx, file, sz, sz, 1);
     }
     res->n_downloaded++;
     return link_snapshot(c, repo_dir, commit, file, etag);

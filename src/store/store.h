@@ -149,9 +149,9 @@ typedef struct tl_pull_opts {
     const char *token;         /* NULL: $HF_TOKEN, else the token file huggingface_hub keeps */
     const char *endpoint;      /* NULL: $HF_ENDPOINT, else https://huggingface.co */
     int retries;               /* resumed attempts per file after a cut transfer */
-    /* Called as bytes arrive (done of total for one file; total 0 = unknown) and once per file
-     * with done == total when it is in place (reused files too). */
-    void (*progress)(void *ctx, const char *file, uint64_t done, uint64_t total, int reused);
+    /* Called as bytes arrive (state 0: done of total bytes of one file; total 0 = unknown), then
+     * once when the file is in place (state 1: downloaded, 2: already in the cache). */
+    void (*progress)(void *ctx, const char *file, uint64_t done, uint64_t total, int state);
     void *progress_ctx;
 } tl_pull_opts;
 typedef struct tl_pull_result {
