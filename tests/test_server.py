@@ -441,8 +441,12 @@ def test_disconnect_and_queue():
                       str(len(d)).encode() + b"\r\n\r\n" + d)
             socks.append(s)
             time.sleep(0.2)  # let the engine admit the first two before the next arrives
-        time.sleep(0.3)
-        m = srv.metrics()
+        t0 = time.time()
+        while time.time() - t0 < 5:  # a busy machine may take a moment to admit them
+            m = srv.metrics()
+            if m.get("tallow_running_sequences") == 2 and m.get("tallow_queue_depth") == 1:
+                break
+            time.sleep(0.05)
         check(m.get("tallow_running_sequences") == 2 and m.get("tallow_queue_depth") == 1,
               f"2 running, 1 queued: {m.get('tallow_running_sequences')} "
               f"{m.get('tallow_queue_depth')}")
@@ -462,7 +466,7 @@ def test_disconnect_and_queue():
             time.sleep(0.05)
         check(m.get("tallow_running_sequences") == 0 and m.get("tallow_queue_depth") == 0,
               f"disconnects free the slots (running {m.get('tallow_running_sequences')})")
-        check(time.time() - t0 < 1.0, f"freed promptly ({time.time() - t0:.2f}s)")
+        check(time.time() - t0 < 2.0, f"freed promptly ({time.time() - t0:.2f}s)")
         check(m.get("tallow_cancelled_total", 0) >= 3, "cancellations counted")
         r = srv.client().chat.completions.create(model="x", messages=say("still here"),
                                                  max_tokens=20, temperature=0)
@@ -474,7 +478,9 @@ def test_disconnect_and_queue():
                   str(len(d)).encode() + b"\r\n\r\n" + d)
         time.sleep(0.3)
         s.close()
-        time.sleep(0.5)
+        t0 = time.time()
+        while time.time() - t0 < 3 and srv.metrics().get("tallow_running_sequences") != 0:
+            time.sleep(0.05)
         check(srv.metrics().get("tallow_running_sequences") == 0, "non-stream disconnect frees")
         # a slow client trickling its body does not hold up the others
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)

@@ -629,7 +629,9 @@ static void *engine_main(void *arg) {
                 pthread_mutex_lock(&s->mu);
                 q->n_fed += b->n_tokens;
                 pthread_mutex_unlock(&s->mu);
-                int at_boundary = b->want_logits;
+                /* the prompt's end is worth keeping only where a later prompt can cut it back
+                 * to a common prefix (no recurrent state); otherwise only the boundaries are */
+                int at_boundary = b->want_logits && s->m->can_truncate;
                 for (int k = 0; k < q->n_snap; k++) at_boundary |= q->snap_pos[k] == q->n_fed;
                 if (at_boundary) pc_insert(s, q, q->n_fed);
                 if (!b->want_logits) continue;
