@@ -128,16 +128,20 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
                 memcpy(gp + i * w->sbytes, sc + si, (size_t)w->sbytes);
                 memcpy(gp + 16 * w->sbytes + i * w->sbytes, bi + si, (size_t)w->sbytes);
                 int c0 = g * w->gs;
+                const uint8_t *row = src + (size_t)r * (row_bits / 8);
                 if (w->bits == 8) {
-                    for (int j = 0; j < w->gs; j++)
-                        wb[(j >> 2) * 64 + i * 4 + (j & 3)] = (uint8_t)affine_q(src, row_bits, 8, r, c0 + j);
+                    for (int c = 0; c < w->gs / 4; c++) memcpy(wb + c * 64 + i * 4, row + c0 + 4 * c, 4);
                 } else {
-                    for (int c = 0; c < w->gs / 8; c++)
-                        for (int j = 0; j < 4; j++) {
-                            unsigned lo = affine_q(src, row_bits, 4, r, c0 + 8 * c + j);
-                            unsigned hi = affine_q(src, row_bits, 4, r, c0 + 8 * c + 4 + j);
-                            wb[c * 64 + i * 4 + j] = (uint8_t)(lo | hi << 4);
-                        }
+                    /* source bytes b0..b3 hold columns (0,1)..(6,7) low nibble first; the chunk
+                     * wants byte j = column j | column j+4 << 4 */
+                    for (int c = 0; c < w->gs / 8; c++) {
+                        const uint8_t *b = row + (c0 + 8 * c) / 2;
+                        uint8_t *o = wb + c * 64 + i * 4;
+                        o[0] = (uint8_t)((b[0] & 0x0F) | (b[2] << 4));
+                        o[1] = (uint8_t)((b[0] >> 4) | (b[2] & 0xF0));
+                        o[2] = (uint8_t)((b[1] & 0x0F) | (b[3] << 4));
+                        o[3] = (uint8_t)((b[1] >> 4) | (b[3] & 0xF0));
+                    }
                 }
             }
         }
