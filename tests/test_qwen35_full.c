@@ -154,6 +154,12 @@ static void check_size(const size_spec *s, int exact) {
     if (rc == 0) rc = tl_engine_open(&e, &o, &err);
     CHECKF(rc == 0, "open %s: %s", s->name, err.msg);
     if (rc == 0) {
+        /* the sizes the engine plans memory with (docs/models.md §1.4 and §1.5, one layer each) */
+        const tl_model_info *in = tl_engine_info(e);
+        int64_t conv = 2 * HK * DKV + (int64_t)s->hv * DKV;
+        CHECK(in->n_full_attn_layers == 1);
+        CHECK(in->state_bytes_per_slot == ((CONVK - 1) * conv + (int64_t)s->hv * DKV * DKV) * 4);
+        CHECK(in->kv_bytes_per_token == 2LL * s->nkv * HEAD * 4);
         float lg[VOCAB];
         int slot = tl_slot_acquire(e, &err), done = 0;
         const int lens[3] = {5, 1, 1};
