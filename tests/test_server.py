@@ -605,7 +605,8 @@ def test_load(seconds=8, clients=32):
         rss.append(srv.rss_kb())
         check(not errors, f"load test: {len(errors)} errors, first: {errors[:1]}")
         check(done_tokens[0] > 0, "load test produced tokens")
-        check(rss[1] - rss[0] < 20000, f"memory flat under load: RSS {rss[0]} -> {rss[1]} kB")
+        if os.environ.get("ASAN_OPTIONS") is None:  # ASan's quarantine grows by design
+            check(rss[1] - rss[0] < 20000, f"memory flat under load: RSS {rss[0]} -> {rss[1]} kB")
         m = srv.metrics()
         check(m.get("tallow_running_sequences") == 0, "all sequences finished")
         print(f"load: {clients} streaming clients, {seconds}s, {done_tokens[0]} content chunks, "

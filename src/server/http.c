@@ -388,7 +388,8 @@ static void stream_produce(conn *c, int done) {
         if (c->chat) {
             size_t keep_content = c->n_content;
             size_t keep_reason = c->n_reason;
-            tl_think_split_feed(&c->split, q->text + c->text_sent, text_to - c->text_sent);
+            if (text_to > c->text_sent)
+                tl_think_split_feed(&c->split, q->text + c->text_sent, text_to - c->text_sent);
             if (done) tl_think_split_flush(&c->split);
             json_t *d = json_object();
             if (!holding_tools && c->n_content > keep_content)
@@ -411,7 +412,8 @@ static void stream_produce(conn *c, int done) {
             json_t *lp = c->req->logprobs ? completion_logprobs(c, c->ev_sent, ev_to, text_from)
                                           : json_null();
             out_event(c, chunk(c, json_pack("{s:i, s:o, s:o, s:n}", "index", 0, "text",
-                                            jstr(q->text + text_from, text_to - text_from),
+                                            jstr(q->text ? q->text + text_from : "",
+                                                 text_to - text_from),
                                             "logprobs", lp, "finish_reason")));
         }
         c->ev_sent = ev_to;
