@@ -53,6 +53,19 @@ check '[ $(ls $R/blobs | wc -l) = 4 ]'
 check '! ls $R/blobs | grep -q incomplete'
 check 'grep -q "/cdn/" $tmp/log' "LFS download follows the redirect to the CDN path"
 
+check '[ -e $HF_HUB_CACHE/.locks/models--org--tiny/${w##*/}.lock ]' "huggingface_hub's lock file"
+
+# 1b. two pulls at once into a fresh cache: both succeed, the blobs are whole
+export HF_HUB_CACHE="$tmp/cache-par"
+"$BIN" pull org/tiny >/dev/null 2>"$tmp/e1" & p1=$!
+"$BIN" pull org/tiny >/dev/null 2>"$tmp/e2" & p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+check '[ $r1 = 0 ] && [ $r2 = 0 ]' "$(cat $tmp/e1 $tmp/e2)"
+f=$HF_HUB_CACHE/models--org--tiny/snapshots/$A/model.safetensors
+check '[ "$(sha $f)" = "$(basename $(readlink $f))" ]'
+export HF_HUB_CACHE="$tmp/cache"
+
 # 2. pulling again downloads nothing
 n0=$(requests)
 run org/tiny

@@ -12,7 +12,8 @@
  *     across runs), retried opts->retries times after a cut transfer; LFS blobs are checked
  *     against their sha256 before they are renamed into place;
  *   snapshots/<commit>/<file> -> ../../blobs/<etag> (a relative symlink);
- * then refs/<revision> holds the commit hash. This is the layout huggingface_hub, transformers
+ * then refs/<revision> holds the commit hash. A blob is written under huggingface_hub's own lock
+ * file (.locks/models--org--name/<etag>.lock, flock), so concurrent downloads do not collide. This is the layout huggingface_hub, transformers
  * and mlx-lm read, so each side finds the other's downloads. HF_HUB_OFFLINE=1 refuses the
  * network (a cached snapshot is still returned). The token (opts, $HF_TOKEN, or huggingface_hub's
  * token file) is sent as a Bearer header to the hub only (curl drops it on cross-host redirects).
@@ -27,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -471,11 +474,38 @@ static int link_snapshot(pull_ctx *c, const char *repo_dir, const char *commit, 
     size_t o = 0;
     for (int i = 0; i < 2 + depth; i++) o += (size_t)snprintf(target + o, sizeof target - o, "../");
     snprintf(target + o, sizeof target - o, "blobs/%s", etag);
-    unlink(link);
-    if (symlink(target, link) != 0)
-        return tl_err_set(c->err, TL_EIO, "%s: cannot create the link: %s", link, strerror(errno));
+    /* A temporary name renamed over the link: atomic, so a concurrent pull never sees a gap. */
+    char tmp[sizeof link + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", link, (long)getpid());
+    unlink(tmp);
+    if (symlink(target, tmp) != 0 || rename(tmp, link) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return tl_err_set(c->err, TL_EIO, "%s: cannot create the link: %s", link, strerror(e));
+    }
     return 0;
 }
+
+/* huggingface_hub's lock for a blob, <cache>/.locks/models--org--name/<etag>.lock (flock), so
+ * tallow and huggingface_hub never write the same blob at once. -1: go on without one. */
+static int lock_blob(const char *repo_dir, const char *etag) {
+    char p[4096 + 400];
+    const char *slash = strrchr(repo_dir, '/');
+    if (!slash) return -1;
+    snprintf(p, sizeof p, "%.*s/.locks/%s", (int)(slash - repo_dir), repo_dir, slash + 1);
+    if (mkdir_p(p)) return -1;
+    size_t n = strlen(p);
+    snprintf(p + n, sizeof p - n, "/%s.lock", etag);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static int get_blob(pull_ctx *c, const char *repo_dir, const char *url, const char *file,
+                    const char *etag, uint64_t total, int lfs, tl_pull_result *res);
 
 static int get_file(pull_ctx *c, const char *repo_dir, const char *commit, const char *file,
                     tl_pull_result *res) {
@@ -504,15 +534,25 @@ static int get_file(pull_ctx *c, const char *repo_dir, const char *commit, const
         return tl_err_set(c->err, TL_EFORMAT, "%s: the hub sent no usable ETag for %s", c->o->repo, file);
     uint64_t total = h.has_linked_size ? h.linked_size : h.has_size ? h.size : 0;
     int lfs = h.linked_etag[0] != 0 || is_sha256(etag);
+    int lock = lock_blob(repo_dir, etag);
+    rc = get_blob(c, repo_dir, url, file, etag, total, lfs, res);
+    if (lock >= 0) close(lock); /* releases the flock */
+    return rc ? rc : link_snapshot(c, repo_dir, commit, file, etag);
+}
+
+/* blobs/<etag>: reused when complete, else downloaded (resuming), checked, moved into place. */
+static int get_blob(pull_ctx *c, const char *repo_dir, const char *url, const char *file,
+                    const char *etag, uint64_t total, int lfs, tl_pull_result *res) {
     char blob[4096 + 200], inc[4096 + 220];
+    uint64_t sz = 0;
     snprintf(blob, sizeof blob, "%s/blobs/%s", repo_dir, etag);
     snprintf(inc, sizeof inc, "%s.incomplete", blob);
     if (file_size(blob, &sz) == 0 && (!total || sz == total)) {
         res->n_reused++;
         if (c->o->progress) c->o->progress(c->o->progress_ctx, file, sz, sz, 2);
-        return link_snapshot(c, repo_dir, commit, file, etag);
+        return 0;
     }
-    rc = fetch(c, url, inc, file, total, &res->bytes_downloaded);
+    int rc = fetch(c, url, inc, file, total, &res->bytes_downloaded);
     if (rc) return rc;
     if (lfs) {
         char hex[65];
@@ -532,7 +572,7 @@ static int get_file(pull_ctx *c, const char *repo_dir, const char *commit, const
         c->o->progress(c->o->progress_ctx, file, sz, sz, 1);
     }
     res->n_downloaded++;
-    return link_snapshot(c, repo_dir, commit, file, etag);
+    return 0;
 }
 
 static int matches(const tl_pull_opts *o, const char *file) {
