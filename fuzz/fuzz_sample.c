@@ -73,6 +73,11 @@ static void fuzz_sampler(const uint8_t *d, size_t n) {
     tl_logit_bias b = {d[35], (float)(int8_t)d[36]};
     p.bias = &b;
     p.n_bias = d[37] & 1;
+    p.xtc_probability = d[38] / 255.0f;
+    p.xtc_threshold = d[39] / 510.0f;
+    int32_t prot[2] = {d[35], d[36]};
+    p.xtc_protect = prot;
+    p.n_xtc_protect = d[38] & 1 ? 2 : 0;
     d += 40, n -= 40;
     int V = (int)(n / 4);
     if (V < 1 || V > 4096) return;

@@ -42,6 +42,13 @@ static void test_goldens(void) {
         tl_logit_bias *bias = calloc((size_t)nb + 1, sizeof *bias);
         for (int i = 0; i < nb; i++) CHECK(fscanf(f, "%d %f", &bias[i].id, &bias[i].bias) == 2);
         p.bias = bias, p.n_bias = nb;
+        double xp, xt;
+        int nx;
+        CHECK(fscanf(f, "%31s %lf %lf %d", tag, &xp, &xt, &nx) == 4 && !strcmp(tag, "xtc"));
+        int32_t prot[8] = {0};
+        for (int i = 0; i < nx && i < 8; i++) CHECK(fscanf(f, "%d", &prot[i]) == 1);
+        p.xtc_probability = (float)xp, p.xtc_threshold = (float)xt;
+        p.xtc_protect = prot, p.n_xtc_protect = nx < 8 ? nx : 8;
         int V;
         CHECK(fscanf(f, "%31s %d", tag, &V) == 2 && V > 0);
         float *logits = calloc((size_t)V, sizeof *logits), *probs = calloc((size_t)V, 4);
@@ -78,7 +85,7 @@ static void test_goldens(void) {
         cases++;
     }
     fclose(f);
-    CHECKF(cases >= 18, "only %d golden cases read", cases);
+    CHECKF(cases >= 22, "only %d golden cases read", cases);
 }
 
 /* ---- draws ---------------------------------------------------------------------------------- */

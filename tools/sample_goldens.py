@@ -12,6 +12,7 @@ Writes tests/data/sample/goldens.txt, one case per block:
     context N ids...        (prompt tokens: repetition-penalty context)
     generated N ids...      (generated tokens: all penalties)
     bias N id value ...
+    xtc PROBABILITY THRESHOLD N protected-ids...
     logits V values...
     kept N id prob ...      (renormalised probabilities of the kept tokens)
 Also writes tests/data/sample/tok256/: a byte-level BPE tokenizer of exactly 256 ids (8 special
@@ -49,9 +50,9 @@ def hf_chain(logits, temp, top_k, top_p, min_p, rep, context):
     return torch.softmax(scores, dim=-1)[0].numpy()
 
 
-def mlx_filter(logits, top_k, top_p, min_p):
+def mlx_filter(logits, top_k, top_p, min_p, xtc=None):
     import mlx.core as mx
-    from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p
+    from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, apply_xtc
     x = mx.array(np.asarray(logits, dtype=np.float32))
     lp = x - mx.logsumexp(x, axis=-1, keepdims=True)
     lp = lp[None, :]
@@ -61,6 +62,8 @@ def mlx_filter(logits, top_k, top_p, min_p):
         lp = apply_top_p(lp, top_p)
     if min_p > 0.0:
         lp = apply_min_p(lp, min_p)
+    if xtc is not None:  # probability 1: always applied, so the result is deterministic
+        lp = apply_xtc(lp, 1.0, xtc[0], list(xtc[1]))
     p = mx.softmax(lp, axis=-1)
     return np.array(p[0])
 
@@ -93,6 +96,7 @@ def main():
     gen = [int(v) for v in rng.integers(0, V, 10)] + [int(order[0])] * 3
 
     cases = []  # (name, logits, temp, k, p, minp, rep, pres, freq, context, generated, bias, probs)
+    xtcs = {}   # name -> (threshold, protected ids)
 
     def hf(name, logits, temp=1.0, k=0, p=1.0, m=0.0, rep=1.0, context=()):
         probs = hf_chain(logits, temp, k, p, m, rep, list(context))
@@ -117,6 +121,13 @@ def main():
         cases.append((name, base, 1.0, k, p, m, 1.0, 0.0, 0.0, [], [], [],
                       mlx_filter(base, k, p, m)))
 
+    for name, p, thr, prot in [("mlx_xtc005", 1.0, 0.05, ()), ("mlx_xtc002_protect_top", 1.0, 0.02,
+                                                             (int(order[0]),)),
+                               ("mlx_topp09_xtc003", 0.9, 0.03, (int(order[2]), 5))]:
+        xtcs[name] = (thr, prot)
+        cases.append((name, base, 1.0, 0, p, 0.0, 1.0, 0.0, 0.0, [], [], [],
+                      mlx_filter(base, 0, p, 0.0, (thr, prot))))
+
     bias = [(int(order[1]), 2.5), (int(order[10]), -100.0), (7, 1.25)]
     probs, _ = openai(base, 0.5, 0.3, gen, bias)
     cases.append(("openai_pres05_freq03_bias", base, 1.0, 0, 1.0, 0.0, 1.0, 0.5, 0.3, [], gen,
@@ -135,6 +146,9 @@ def main():
             f.write(fmt_ids("context", context) + "\n")
             f.write(fmt_ids("generated", generated) + "\n")
             f.write(f"bias {len(bias_l)}" + "".join(f" {i} {b!r}" for i, b in bias_l) + "\n")
+            thr, prot = xtcs.get(name, (0.0, ()))
+            f.write(f"xtc {1.0 if name in xtcs else 0.0!r} {thr!r} {len(prot)}"
+                    + "".join(f" {i}" for i in prot) + "\n")
             f.write(f"logits {len(logits)}" + "".join(f" {float(v):.9g}" for v in logits) + "\n")
             kept = [(i, float(v)) for i, v in enumerate(probs) if v > 0]
             f.write(f"kept {len(kept)}" + "".join(f" {i} {v:.9g}" for i, v in kept) + "\n")

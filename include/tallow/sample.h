@@ -1,7 +1,7 @@
 /* tallow/sample.h — logits -> next token, stop strings on decoded text, generation statistics.
  *
  * Sampler. One tl_sampler per sequence. The chain, in this order (transformers' order):
- *   logit bias -> penalties -> temperature -> top-k -> top-p -> min-p -> draw
+ *   logit bias -> penalties -> temperature -> top-k -> top-p -> min-p -> XTC -> draw
  * - logit bias: added to the logits of the given ids.
  * - presence / frequency penalty (OpenAI semantics): over the tokens *generated* so far, with no
  *   window: logit -= presence * (count > 0) + frequency * count.
@@ -52,6 +52,13 @@ typedef struct tl_sample_params {
     const tl_logit_bias *bias;    /* copied by tl_sampler_new */
     uint64_t seed;
     uint64_t stream;              /* e.g. the index inside a batch: distinct streams, same seed */
+    /* XTC ("exclude top choices", mlx-lm's apply_xtc), last in the chain: with probability
+     * xtc_probability, every token whose probability is > xtc_threshold except the least likely
+     * of them is removed; xtc_protect ids (newline, eos) never are. 0 = off. */
+    float xtc_probability;        /* [0, 1] */
+    float xtc_threshold;          /* [0, 0.5] */
+    int n_xtc_protect;
+    const int32_t *xtc_protect;   /* copied by tl_sampler_new */
 } tl_sample_params;
 
 /* Parse a logit bias as users write it: a JSON object {"123": -5.0, ...} or 123:-5,77:2. Ids in

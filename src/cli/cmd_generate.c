@@ -87,6 +87,8 @@ static void usage(FILE *f, int chat) {
             "  --top-k K                 0 = off\n"
             "  --min-p P                 in [0, 1]\n"
             "  --min-tokens-to-keep N    tokens top-p and min-p always keep (default 1)\n"
+            "  --xtc-probability P       XTC: how often to drop the top choices (0 = off)\n"
+            "  --xtc-threshold T         XTC: drop those above T but the least likely (0.1)\n"
             "  --presence-penalty X      OpenAI semantics: once per token generated so far\n"
             "  --frequency-penalty X     OpenAI semantics: per occurrence among generated tokens\n"
             "  --repetition-penalty X    transformers-style, over the last N context tokens\n"
@@ -211,6 +213,14 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
             VAL("--min-tokens-to-keep");
             if (cli_parse_int(v, "--min-tokens-to-keep", 1, INT32_MAX, &l)) return 2;
             a->sp.min_keep = (int)l, a->set |= GA_MIN_KEEP;
+        } else if (is_flag(f, "--xtc-probability")) {
+            VAL("--xtc-probability");
+            if (cli_parse_float(v, "--xtc-probability", 0, 1, &d)) return 2;
+            a->sp.xtc_probability = (float)d, a->set |= GA_XTC_P;
+        } else if (is_flag(f, "--xtc-threshold")) {
+            VAL("--xtc-threshold");
+            if (cli_parse_float(v, "--xtc-threshold", 0, 0.5, &d)) return 2;
+            a->sp.xtc_threshold = (float)d, a->set |= GA_XTC_T;
         } else if (is_flag(f, "--system-prompt")) {
             VAL("--system-prompt");
             a->system_prompt = v;
@@ -516,6 +526,18 @@ int cli_model_stop_ids(cli_model *m, const cli_gen_args *a) {
         }
         m->stop_ids[m->n_stop_ids++] = id;
     }
+    /* XTC never removes the newline or a stop token (mlx-lm's rule) */
+    m->n_xtc_protect = 0;
+    for (int i = 0; i < m->n_stop_ids; i++) m->xtc_protect[m->n_xtc_protect++] = m->stop_ids[i];
+    if (m->tok) {
+        int32_t *nl = NULL;
+        size_t nn = 0;
+        tl_err err = {0};
+        if (tl_tok_encode(m->tok, "\n", 1, 0, &nl, &nn, &err) == 0)
+            for (size_t i = 0; i < nn && m->n_xtc_protect < (int)TL_ARRAY_LEN(m->xtc_protect); i++)
+                m->xtc_protect[m->n_xtc_protect++] = nl[i];
+        free(nl);
+    }
     return 0;
 }
 
@@ -556,6 +578,10 @@ void cli_gen_sampling(const cli_gen_args *a, const cli_model *m, tl_sample_param
     if (a->set & GA_PRES) p.presence_penalty = a->sp.presence_penalty;
     if (a->set & GA_FREQ) p.frequency_penalty = a->sp.frequency_penalty;
     if (a->set & GA_MIN_KEEP) p.min_keep = a->sp.min_keep;
+    p.xtc_probability = a->set & GA_XTC_P ? a->sp.xtc_probability : 0.0f;
+    p.xtc_threshold = a->set & GA_XTC_T ? a->sp.xtc_threshold : 0.1f;
+    p.xtc_protect = m->xtc_protect;
+    p.n_xtc_protect = m->n_xtc_protect;
     p.bias = a->bias;
     p.n_bias = a->n_bias;
     p.seed = a->seed_set ? a->sp.seed : (tl_now_ns() ^ ((uint64_t)getpid() << 32));
@@ -564,9 +590,11 @@ void cli_gen_sampling(const cli_gen_args *a, const cli_model *m, tl_sample_param
 
 void cli_gen_print_settings(FILE *f, const cli_gen_args *a, const tl_sample_params *p) {
     fprintf(f, "[settings] temp %g, top_p %g, top_k %d, min_p %g, presence %g, frequency %g, "
-               "repetition %g (last %d), logit_bias %d, seed %llu, max_tokens %d, thinking %s%s%s\n",
+               "repetition %g (last %d), xtc %g above %g, logit_bias %d, seed %llu, max_tokens %d, "
+               "thinking %s%s%s\n",
             p->temperature, p->top_p, p->top_k, p->min_p, p->presence_penalty,
-            p->frequency_penalty, p->repetition_penalty, p->repetition_context_size, p->n_bias,
+            p->frequency_penalty, p->repetition_penalty, p->repetition_context_size,
+            p->xtc_probability, p->xtc_threshold, p->n_bias,
             (unsigned long long)p->seed, a->max_tokens,
             a->thinking == TL_THINKING_ON ? "on" : a->thinking == TL_THINKING_OFF ? "off"
                                                                                   : "template default",

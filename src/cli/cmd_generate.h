@@ -11,7 +11,7 @@
 
 enum { /* which sampling fields the user set */
     GA_TEMP = 1 << 0, GA_TOP_P = 1 << 1, GA_TOP_K = 1 << 2, GA_MIN_P = 1 << 3,
-    GA_REP = 1 << 4, GA_PRES = 1 << 5, GA_FREQ = 1 << 6, GA_REP_CTX = 1 << 7, GA_MIN_KEEP = 1 << 8,
+    GA_REP = 1 << 4, GA_PRES = 1 << 5, GA_FREQ = 1 << 6, GA_REP_CTX = 1 << 7, GA_MIN_KEEP = 1 << 8, GA_XTC_P = 1 << 9, GA_XTC_T = 1 << 10,
 };
 
 typedef struct cli_gen_args {
@@ -58,6 +58,8 @@ typedef struct cli_model {
     tl_engine *e;
     int32_t stop_ids[24];
     int n_stop_ids;
+    int32_t xtc_protect[32];     /* newline token(s) and the stop ids: never removed by XTC */
+    int n_xtc_protect;
 } cli_model;
 
 /* Locate the model and read its tokenizer, template and generation_config (no weights yet).

@@ -1,7 +1,7 @@
 /* sample.c — the sampler: logits -> next token (contract in include/tallow/sample.h).
  *
  * Order: logit bias -> repetition penalty -> presence/frequency penalty -> temperature -> top-k
- * -> top-p -> min-p -> draw. The filters follow transformers' warpers exactly (ties at the top-k
+ * -> top-p -> min-p -> XTC -> draw. The filters follow transformers' warpers exactly (ties at the top-k
  * boundary kept; top-p removes tokens whose ascending cumulative probability is <= 1 - top_p;
  * min-p removes probabilities < min_p * max). Work is O(vocab) per token: top-k by a one-pass
  * min-heap (quickselect for large k), softmax over the survivors, top-p by bucketing the
@@ -17,6 +17,7 @@
 struct tl_sampler {
     tl_sample_params p;
     tl_logit_bias *bias;
+    int32_t *xtc_protect;
     int vocab;
     uint64_t rng[4];
     /* history */
@@ -63,6 +64,14 @@ int tl_sample_params_check(const tl_sample_params *p, int vocab_size, tl_err *er
     if (p->repetition_context_size < 0)
         return tl_err_set(err, TL_EINVAL, "repetition_context_size must be >= 0, got %d",
                           p->repetition_context_size);
+    if (!(p->xtc_probability >= 0.0f && p->xtc_probability <= 1.0f))
+        return tl_err_set(err, TL_EINVAL, "xtc_probability must be in [0, 1], got %g",
+                          p->xtc_probability);
+    if (!(p->xtc_threshold >= 0.0f && p->xtc_threshold <= 0.5f))
+        return tl_err_set(err, TL_EINVAL, "xtc_threshold must be in [0, 0.5], got %g",
+                          p->xtc_threshold);
+    if (p->n_xtc_protect < 0 || (p->n_xtc_protect > 0 && !p->xtc_protect))
+        return tl_err_set(err, TL_EINVAL, "xtc: bad protected-token count %d", p->n_xtc_protect);
     if (p->n_bias < 0 || (p->n_bias > 0 && !p->bias))
         return tl_err_set(err, TL_EINVAL, "logit_bias: bad entry count %d", p->n_bias);
     for (int i = 0; i < p->n_bias; i++) {
@@ -120,6 +129,7 @@ void tl_sampler_free(tl_sampler *s) {
     tl_free(s->cand2, vocab_bytes(s, sizeof(int32_t)), TL_MEM_SCRATCH);
     free(s->bin_mass);
     free(s->bias);
+    free(s->xtc_protect);
     free(s->ctx);
     free(s->gen_ids);
     free(s);
@@ -144,6 +154,12 @@ int tl_sampler_new(tl_sampler **out, const tl_sample_params *p, int vocab_size, 
         memcpy(s->bias, p->bias, (size_t)p->n_bias * sizeof *s->bias);
     }
     s->p.bias = s->bias;
+    if (p->n_xtc_protect > 0) {
+        s->xtc_protect = malloc((size_t)p->n_xtc_protect * sizeof *s->xtc_protect);
+        if (!s->xtc_protect) goto oom;
+        memcpy(s->xtc_protect, p->xtc_protect, (size_t)p->n_xtc_protect * sizeof *s->xtc_protect);
+    }
+    s->p.xtc_protect = s->xtc_protect;
     s->gen_count = tl_alloc(vocab_bytes(s, sizeof(int32_t)), TL_MEM_SCRATCH);
     s->mark = tl_alloc(vocab_bytes(s, sizeof(uint32_t)), TL_MEM_SCRATCH);
     s->cand = tl_alloc(vocab_bytes(s, sizeof(int32_t)), TL_MEM_SCRATCH);
@@ -447,6 +463,29 @@ static int sampler_filter(tl_sampler *s, float *logits) {
                     s->cp[k] = s->cp[i];
                     k++;
                 }
+            n = k;
+        }
+    }
+    if (p->xtc_probability > 0.0f && n > 1) {
+        /* mlx-lm: probabilities of the current set, one uniform draw per step */
+        sum = 0;
+        for (int i = 0; i < n; i++) sum += s->cp[i];
+        double u = rng_uniform(s->rng);
+        if (u <= p->xtc_probability) {
+            float thr = (float)(p->xtc_threshold * sum), pmin = INFINITY;
+            for (int i = 0; i < n; i++)
+                if (s->cp[i] > thr && s->cp[i] < pmin) pmin = s->cp[i];
+            int k = 0;
+            for (int i = 0; i < n; i++) {
+                int drop = s->cp[i] > pmin;
+                for (int j = 0; drop && j < p->n_xtc_protect; j++)
+                    if (s->xtc_protect[j] == s->cand[i]) drop = 0;
+                if (!drop) {
+                    s->cand[k] = s->cand[i];
+                    s->cp[k] = s->cp[i];
+                    k++;
+                }
+            }
             n = k;
         }
     }
