@@ -222,6 +222,70 @@ static void check_vectors(const tl_tokenizer *tok, const char *dir, const char *
     free(out);
 }
 
+/* Variants of a small tokenizer (tests/data/tok/variants.json patches its top-level keys):
+ * added-token flags, Split behaviours, String patterns, plain ByteLevel, templates, NFKC. */
+static void check_variants(const corpus *c) {
+    json_error_t je;
+    json_t *base = json_load_file("tests/data/tok/small-tokenizer.json", JSON_ALLOW_NUL, &je);
+    json_t *vars = json_load_file("tests/data/tok/variants.json", 0, &je);
+    FILE *f = fopen("tests/data/tok/ids-variants.txt", "r");
+    CHECK(base && vars && f);
+    if (!base || !vars || !f) return;
+    size_t nv = json_array_size(vars);
+    tl_tokenizer **toks = calloc(nv, sizeof *toks);
+    for (size_t v = 0; v < nv; v++) {
+        json_t *root = json_deep_copy(base), *patch = json_object_get(json_array_get(vars, v), "patch");
+        const char *key;
+        json_t *val;
+        json_object_foreach(patch, key, val) json_object_set(root, key, val);
+        char *text = json_dumps(root, JSON_COMPACT);
+        tl_err err = {0};
+        const char *name = json_string_value(json_object_get(json_array_get(vars, v), "name"));
+        CHECKF(!tl_tok_load_mem(text, strlen(text), NULL, 0, name, &toks[v], &err), "%s: %s", name, err.msg);
+        free(text);
+        json_decref(root);
+    }
+    static char line[1 << 18];
+    int cases = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line, *end;
+        long vi = strtol(p, &end, 10), ci = strtol(end, &p, 10);
+        while (*p == ' ') p++;
+        static int32_t want[1 << 16];
+        char flag;
+        int n = parse_ids(p, &flag, want, (int)TL_ARRAY_LEN(want));
+        if (vi < 0 || (size_t)vi >= nv || !toks[vi] || ci < 0 || ci >= c->n) {
+            CHECKF(0, "ids-variants.txt: bad line %d", cases + 1);
+            break;
+        }
+        int32_t *ids;
+        size_t nid;
+        tl_err err = {0};
+        int rc = tl_tok_encode(toks[vi], c->text[ci], c->len[ci], TL_TOK_ADD_SPECIAL, &ids, &nid, &err);
+        int same = !rc && nid == (size_t)n && !memcmp(ids, want, nid * sizeof *ids);
+        if (!same && bad++ < 8)
+            fprintf(stderr, "variant %s case %ld differs (%zu ids, want %d)\n",
+                    json_string_value(json_object_get(json_array_get(vars, vi), "name")), ci + 1,
+                    rc ? 0 : nid, n);
+        if (!rc && flag == '=' && !c->is_bytes[ci]) {
+            char *back;
+            size_t bl;
+            CHECK(!tl_tok_decode(toks[vi], ids, nid, 0, &back, &bl, &err) && bl == c->len[ci] &&
+                  !memcmp(back, c->text[ci], bl));
+            free(back);
+        }
+        if (!rc) free(ids);
+        cases++;
+    }
+    CHECKF(bad == 0 && cases > 500, "variants: %d of %d cases differ from Hugging Face", bad, cases);
+    printf("variants: %d/%d cases identical over %zu tokenizer variants\n", cases - bad, cases, nv);
+    for (size_t v = 0; v < nv; v++) tl_tok_free(toks[v]);
+    free(toks);
+    fclose(f);
+    json_decref(base);
+    json_decref(vars);
+}
+
 static tl_tokenizer *load(const char *path) {
     tl_tokenizer *tok = NULL;
     tl_err err = {0};
@@ -304,6 +368,8 @@ int main(void) {
         free(buf);
         tl_tok_free(qwen);
     }
+
+    check_variants(&c);
 
     tl_tokenizer *q35 = NULL;
     tl_err err = {0};

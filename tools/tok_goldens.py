@@ -11,6 +11,14 @@ and invalid UTF-8, and writes:
                                      flag "=" when HF decode(ids) == text, "~" otherwise
   tests/data/tok/ids-<name>-special.txt  ids with add_special_tokens=True for the first 200 cases
   tests/data/tok/ids-qwen35.txt      the first 600 cases with .cache/qwen35-tokenizer (when made)
+  tests/data/tok/small-tokenizer.json  Qwen3's tokenizer cut to its first 2000 merges
+  tests/data/tok/variants.json       patches (top-level keys replaced) of the small tokenizer that
+                                     exercise what the fixtures do not: added-token flags
+                                     (lstrip, rstrip, single_word, normalized), Split behaviours
+                                     and invert, String patterns, plain ByteLevel with its regex
+                                     and prefix space, TemplateProcessing
+  tests/data/tok/ids-variants.txt    "variant case flag ids..." for every 25th case, each variant
+                                     with add_special_tokens=True
 
 Invalid UTF-8 cases ("b") are encoded by HF as bytes.decode("utf-8", errors="replace"), which
 is what tallow does with invalid input. Run: .venv/bin/python tools/tok_goldens.py
@@ -250,6 +258,89 @@ def write_ids(path, tok, texts, special):
             f.write(flag + (" " if ids else "") + " ".join(map(str, ids)) + "\n")
 
 
+SMALL_MERGES = 2000
+VARIANT_STEP = 25
+QWEN_RE = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+           "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+
+
+def variants():
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+
+    def split(behavior, invert=False, pattern=None):
+        pat = pattern or {"Regex": QWEN_RE}
+        return {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": pat, "behavior": behavior, "invert": invert}, bl]}
+
+    def added(id_, content, special=True, **flags):
+        d = {"id": id_, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": not special, "special": special}
+        d.update(flags)
+        return d
+    first = 256 + SMALL_MERGES  # ids as HF assigns them (see write_variants)
+    flags = [added(first, "<|endoftext|>"), added(first + 1, "<|im_start|>", lstrip=True),
+             added(first + 2, "<|im_end|>", rstrip=True),
+             added(first + 3, "<think>", special=False, single_word=True, normalized=False),
+             added(first + 4, "</think>", special=False, normalized=True),
+             added(first + 5, "hello", special=False, single_word=True, normalized=True),
+             added(first + 6, "\u00c5", special=False, normalized=True),     # matched after NFC
+             added(first + 7, "\u2126", special=False, normalized=False),    # matched before NFC
+             added(first + 8, " world", special=True, lstrip=True, rstrip=True)]
+    tpl = {"type": "TemplateProcessing",
+           "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                      {"SpecialToken": {"id": "<|im_end|>", "type_id": 0}}],
+           "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+           "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [first + 1], "tokens": ["<|im_start|>"]},
+                              "<|im_end|>": {"id": "<|im_end|>", "ids": [first + 2], "tokens": ["<|im_end|>"]}}}
+    return [
+        {"name": "added_flags", "patch": {"added_tokens": flags}},
+        {"name": "merged_previous", "patch": {"pre_tokenizer": split("MergedWithPrevious")}},
+        {"name": "merged_next", "patch": {"pre_tokenizer": split("MergedWithNext")}},
+        {"name": "contiguous", "patch": {"pre_tokenizer": split("Contiguous")}},
+        {"name": "removed_invert", "patch": {"pre_tokenizer": split("Removed", invert=True)}},
+        {"name": "isolated_invert", "patch": {"pre_tokenizer": split("Isolated", invert=True)}},
+        {"name": "string_pattern", "patch": {"pre_tokenizer": split("MergedWithNext", pattern={"String": " "})}},
+        {"name": "bytelevel_regex", "patch": {"normalizer": None, "pre_tokenizer": {
+            "type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}}},
+        {"name": "template", "patch": {"post_processor": {"type": "Sequence", "processors": [bl, tpl]},
+                                       "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}]}}},
+        {"name": "nfkc", "patch": {"normalizer": {"type": "NFKC"}}},
+    ]
+
+
+def write_variants(fixtures, texts):
+    t = json.load(open(os.path.join(fixtures, "qwen3", "tokenizer.json"), encoding="utf-8"))
+    t["model"]["merges"] = t["model"]["merges"][:SMALL_MERGES]
+    t["model"]["vocab"] = {k: v for k, v in t["model"]["vocab"].items() if v < 256 + SMALL_MERGES}
+    # HF gives added tokens that are not in the model vocabulary the ids from the vocabulary
+    # size up, in file order, whatever ids the file says: keep the file consistent with that.
+    t["added_tokens"] = t["added_tokens"][:3] + [a for a in t["added_tokens"] if "think" in a["content"]]
+    for k, a in enumerate(t["added_tokens"]):
+        a["id"] = 256 + SMALL_MERGES + k
+    with open(os.path.join(OUT, "small-tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(t, f, ensure_ascii=False, separators=(",", ":"))
+    vs = variants()
+    with open(os.path.join(OUT, "ids-variants.txt"), "w", encoding="utf-8") as f:
+        for vi, v in enumerate(vs):
+            tj = dict(t)
+            tj.update(v["patch"])
+            # Ids as HF assigns them: a content already in the vocabulary keeps its id, the
+            # others count up from the vocabulary size in file order.
+            nxt = 256 + SMALL_MERGES
+            for a in tj["added_tokens"]:
+                if a["content"] in t["model"]["vocab"]:
+                    a["id"] = t["model"]["vocab"][a["content"]]
+                else:
+                    a["id"], nxt = nxt, nxt + 1
+            tok = Tokenizer.from_str(json.dumps(tj))
+            for ci in range(0, len(texts), VARIANT_STEP):
+                ids = tok.encode(texts[ci], add_special_tokens=True).ids
+                flag = "=" if tok.decode(ids, skip_special_tokens=False) == texts[ci] else "~"
+                f.write(f"{vi} {ci} {flag}" + "".join(f" {i}" for i in ids) + "\n")
+    with open(os.path.join(OUT, "variants.json"), "w", encoding="utf-8") as f:
+        json.dump(vs, f, ensure_ascii=True, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixtures", default=os.path.join(ROOT, "..", "shared", "fixtures", "tokenizers"))
@@ -273,6 +364,7 @@ def main():
         tok = Tokenizer.from_file(path)
         write_ids(os.path.join(OUT, f"ids-{name}.txt"), tok, texts, False)
         write_ids(os.path.join(OUT, f"ids-{name}-special.txt"), tok, texts[:200], True)
+    write_variants(args.fixtures, texts)
     # Qwen3.5 (tokenizer made by tools/tok_fetch_qwen35.py, not committed): the first 600 cases.
     if os.path.exists(args.qwen35):
         tok = Tokenizer.from_file(args.qwen35)

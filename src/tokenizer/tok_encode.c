@@ -335,30 +335,33 @@ static int split_apply(enc_ctx *c, const tok_pre *p, int step, const char *s, si
         for (size_t i = 0; i < k; i++)
             if (!g[i].match) g[out++] = g[i];
         break;
-    case TOK_SPLIT_MERGED_PREV:
+    case TOK_SPLIT_MERGED_PREV: /* out <= i: read each entry before it may be overwritten */
         for (size_t i = 0; i < k; i++) {
-            if (g[i].match && !prev_match && out) g[out - 1].e = g[i].e;
-            else g[out++] = (seg){g[i].s, g[i].e, 0};
-            prev_match = g[i].match;
+            seg cur = g[i];
+            if (cur.match && !prev_match && out) g[out - 1].e = cur.e;
+            else g[out++] = (seg){cur.s, cur.e, 0};
+            prev_match = cur.match;
         }
         break;
     case TOK_SPLIT_MERGED_NEXT:
         /* Walk backwards, merging a match into the segment after it; then restore order. */
         for (size_t j = k; j-- > 0;) {
-            if (g[j].match && !prev_match && out) g[k - out].s = g[j].s;
+            seg cur = g[j];
+            if (cur.match && !prev_match && out) g[k - out].s = cur.s;
             else {
                 out++;
-                g[k - out] = (seg){g[j].s, g[j].e, 0};
+                g[k - out] = (seg){cur.s, cur.e, 0};
             }
-            prev_match = g[j].match;
+            prev_match = cur.match;
         }
         memmove(g, g + (k - out), out * sizeof *g);
         break;
     case TOK_SPLIT_CONTIGUOUS:
         for (size_t i = 0; i < k; i++) {
-            if (g[i].match == prev_match && out) g[out - 1].e = g[i].e;
-            else g[out++] = (seg){g[i].s, g[i].e, 0};
-            prev_match = g[i].match;
+            seg cur = g[i];
+            if (cur.match == prev_match && out) g[out - 1].e = cur.e;
+            else g[out++] = (seg){cur.s, cur.e, 0};
+            prev_match = cur.match;
         }
         break;
     }

@@ -79,6 +79,12 @@ typedef struct tok_cache {
     uint32_t ids_len, ids_cap;
 } tok_cache;
 
+/* Byte-level vocabulary entry: the model token's raw bytes in the arena. */
+typedef struct tok_vslot {
+    int32_t id; /* -1 = empty */
+    uint32_t hash, off, len;
+} tok_vslot;
+
 /* One merge: (left id << 32 | right id) -> its rank and the id it makes. */
 typedef struct tok_merge {
     uint64_t key;
@@ -99,7 +105,7 @@ struct tl_tokenizer {
     size_t arena_len, arena_cap;
     size_t max_token_len;
     /* Byte-level vocabulary: raw bytes -> id (open addressing, -1 empty). */
-    int32_t *vhash;
+    tok_vslot *vhash;
     uint32_t vhash_cap;
     int32_t byte_id[256];      /* id of each single byte, -1 if missing */
     /* Merges: (left id, right id) -> rank and merged id. */

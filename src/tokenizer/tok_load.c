@@ -105,31 +105,35 @@ static int token_set(tl_tokenizer *t, const int16_t *cp_to_byte, int32_t id, con
 int32_t tok_vocab_find(const tl_tokenizer *t, const char *s, size_t n) {
     if (!t->vhash_cap) return -1;
     uint32_t mask = t->vhash_cap - 1;
-    for (uint32_t i = (uint32_t)tok_hash(s, n) & mask;; i = (i + 1) & mask) {
-        int32_t id = t->vhash[i];
-        if (id < 0) return -1;
-        if (t->tok_len[id] == n && !memcmp(t->arena + t->tok_off[id], s, n)) return id;
+    uint64_t h = tok_hash(s, n);
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        const tok_vslot *v = &t->vhash[i];
+        if (v->id < 0) return -1;
+        if (v->hash == (uint32_t)h && v->len == n && !memcmp(t->arena + v->off, s, n)) return v->id;
     }
 }
 
+/* Built from the model's vocabulary before added tokens are read: an added token may reuse a
+ * model id (its text then decodes), but BPE still sees the model's token. */
 static int vhash_build(tl_tokenizer *t, tl_err *err) {
     uint32_t cap = 16;
     while (cap < (uint32_t)t->n_ids * 2u) cap *= 2;
     t->vhash = malloc((size_t)cap * sizeof *t->vhash);
     if (!t->vhash) return tl_err_set(err, TL_ENOMEM, "%s: out of memory (vocab hash)", t->what);
-    memset(t->vhash, 0xff, (size_t)cap * sizeof *t->vhash);
+    for (uint32_t i = 0; i < cap; i++) t->vhash[i].id = -1;
     t->vhash_cap = cap;
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
     for (int32_t id = 0; id < t->n_ids; id++) {
         uint8_t f = t->tok_flags[id];
-        /* Only model tokens in the byte-level alphabet are reachable by BPE. */
-        if (!(f & TOK_F_PRESENT) || (f & TOK_F_ADDED) || !(f & TOK_F_BYTELEVEL)) continue;
+        /* Only tokens in the byte-level alphabet are reachable by BPE. */
+        if (!(f & TOK_F_PRESENT) || !(f & TOK_F_BYTELEVEL)) continue;
         const char *s = t->arena + t->tok_off[id];
         size_t n = t->tok_len[id];
         if (tok_vocab_find(t, s, n) >= 0) continue; /* duplicate bytes: first id wins */
-        uint32_t i = (uint32_t)tok_hash(s, n) & (cap - 1);
-        while (t->vhash[i] >= 0) i = (i + 1) & (cap - 1);
-        t->vhash[i] = id;
+        uint64_t h = tok_hash(s, n);
+        uint32_t i = (uint32_t)h & (cap - 1);
+        while (t->vhash[i].id >= 0) i = (i + 1) & (cap - 1);
+        t->vhash[i] = (tok_vslot){id, (uint32_t)h, t->tok_off[id], (uint32_t)n};
         if (n == 1 && t->byte_id[(uint8_t)s[0]] < 0) t->byte_id[(uint8_t)s[0]] = id;
     }
     return 0;
@@ -279,7 +283,7 @@ static int compile_regex(tl_tokenizer *t, tok_pre *p, const char *re, size_t n, 
                          const char *path, tl_err *err) {
     int ecode;
     PCRE2_SIZE eoff;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opts = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
     size_t rn = n;
     char *rw = literal ? NULL : regex_onig_spaces(re, n, &rn);
     if (!literal && !rw) return tl_err_set(err, TL_ENOMEM, "out of memory");
@@ -782,6 +786,7 @@ int tl_tok_load_mem(const char *json, size_t json_len, const char *config_json, 
     if ((rc = load_model(t, json_object_get(root, "model"), json, found ? parts : NULL, cp_to_byte,
                          err)))
         goto fail;
+    if ((rc = vhash_build(t, err))) goto fail;
     if ((rc = load_added(t, json_object_get(root, "added_tokens"), cp_to_byte, err))) goto fail;
     if ((rc = load_post(t, json_object_get(root, "post_processor"), "post_processor", err))) goto fail;
     for (int i = 0; i < t->n_tpl_prefix; i++)
@@ -798,13 +803,12 @@ int tl_tok_load_mem(const char *json, size_t json_len, const char *config_json, 
         }
     json_decref(root);
     root = NULL;
-    if ((rc = vhash_build(t, err))) goto fail;
     if (config_json && (rc = load_config(t, config_json, config_len, err))) goto fail;
     if (t->bos) t->bos_id = tl_tok_token_id(t, t->bos, strlen(t->bos));
     if (t->eos) t->eos_id = tl_tok_token_id(t, t->eos, strlen(t->eos));
     if (t->pad) t->pad_id = tl_tok_token_id(t, t->pad, strlen(t->pad));
     tl_mem_add(TL_MEM_OTHER, (int64_t)(t->arena_cap + (size_t)t->n_ids * 9 +
-                                       (size_t)t->vhash_cap * 4 + (size_t)t->mcap * 16));
+                                       (size_t)t->vhash_cap * sizeof *t->vhash + (size_t)t->mcap * 16));
     *out = t;
     return 0;
 fail:
@@ -817,7 +821,7 @@ void tl_tok_free(tl_tokenizer *t) {
     if (!t) return;
     if (t->vhash) /* accounted only once fully loaded */
         tl_mem_add(TL_MEM_OTHER, -(int64_t)(t->arena_cap + (size_t)t->n_ids * 9 +
-                                            (size_t)t->vhash_cap * 4 + (size_t)t->mcap * 16));
+                                            (size_t)t->vhash_cap * sizeof *t->vhash + (size_t)t->mcap * 16));
     for (int i = 0; i < t->n_pre; i++) pcre2_code_free(t->pre[i].re);
     free(t->tok_off);
     free(t->tok_len);
