@@ -296,6 +296,9 @@ static int chat_turn(chat *c, const char *user) {
     cli_show_finish(&show);
     fputc('\n', stdout);
     if (res.finish == TL_FINISH_ABORT) printf("[interrupted]\n");
+    if (res.finish == TL_FINISH_LENGTH && res.n_ids < c->a->max_tokens)
+        printf("[reply cut: the context (%d tokens) is full; the oldest turns make room next "
+               "turn]\n", tl_engine_ctx_len(c->m->e));
     g_interrupted = 0;
     /* the slot now holds the prompt and every generated token but the last */
     int keep = res.slot_tokens;
