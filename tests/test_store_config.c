@@ -90,6 +90,20 @@ static void test_qwen35(void) {
     CHECK(c.n_eos == 1 && c.eos_ids[0] == 248044 && c.bos_id == -1);
     CHECK(c.quant.bits == 0 && c.synthetic == 1);
     tl_config_free(&c);
+
+    /* Without partial_rotary_factor anywhere, Qwen3.5 rotates 64 of 256 dims as transformers'
+     * default (0.25) does — not the whole head. */
+    char *noprf = strdup(flat);
+    char *p = strstr(noprf, "\"partial_rotary_factor\":0.25,");
+    memmove(p, p + strlen("\"partial_rotary_factor\":0.25,"),
+            strlen(p + strlen("\"partial_rotary_factor\":0.25,")) + 1);
+    rc = tl_config_parse(&c, "config.json", noprf, strlen(noprf), NULL, 0, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        CHECK(c.partial_rotary_factor == 0.25f);
+        tl_config_free(&c);
+    }
+    free(noprf);
 }
 
 static void test_llama(void) {

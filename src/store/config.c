@@ -189,7 +189,9 @@ static int parse_rope(tl_config *cfg, ctx *c, json_t *tc) {
     if (!has_prf && json_is_object(rp))
         if ((rc = get_float(&rc_, rp, "partial_rotary_factor", 0, 1, 1, 1, &prf, &has_prf)))
             return rc;
-    cfg->partial_rotary_factor = has_prf ? prf : 1.0f;
+    /* transformers' Qwen3.5 config defaults partial_rotary_factor to 0.25 (RoPE on 64 of 256
+     * dims); other architectures rotate the whole head. */
+    cfg->partial_rotary_factor = has_prf ? prf : cfg->arch == TL_ARCH_QWEN35 ? 0.25f : 1.0f;
 
     json_t *rs = json_object_get(tc, "rope_scaling");
     ctx *sc = c;
