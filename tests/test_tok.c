@@ -6,6 +6,7 @@
  *   - the streaming detokenizer, fed one id at a time, writes only valid UTF-8 and in total
  *     the same text as tl_tok_decode. */
 #include <jansson.h>
+#include <pthread.h>
 
 #include "tallow.h"
 #include "test.h"
@@ -286,6 +287,44 @@ static void check_variants(const corpus *c) {
     json_decref(vars);
 }
 
+/* Several threads encoding with one tokenizer (the server does this) agree with one thread. */
+typedef struct par_job {
+    const tl_tokenizer *tok;
+    const corpus *c;
+    int first, bad;
+} par_job;
+
+static void *par_run(void *arg) {
+    par_job *j = arg;
+    for (int r = 0; r < 3; r++)
+        for (int i = j->first; i < j->c->n; i += 3) {
+            int32_t *a, *b;
+            size_t na, nb;
+            tl_err err = {0};
+            int ra = tl_tok_encode(j->tok, j->c->text[i], j->c->len[i], 0, &a, &na, &err);
+            int rb = tl_tok_encode(j->tok, j->c->text[i], j->c->len[i], 0, &b, &nb, &err);
+            if (ra || rb || na != nb || memcmp(a, b, na * sizeof *a)) j->bad++;
+            if (!ra) free(a);
+            if (!rb) free(b);
+        }
+    return NULL;
+}
+
+static void check_threads(const tl_tokenizer *tok, const corpus *c) {
+    pthread_t th[4];
+    par_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (par_job){tok, c, i % 3, 0};
+        pthread_create(&th[i], NULL, par_run, &jobs[i]);
+    }
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        bad += jobs[i].bad;
+    }
+    CHECKF(bad == 0, "%d encodes differ when run from 4 threads at once", bad);
+}
+
 static tl_tokenizer *load(const char *path) {
     tl_tokenizer *tok = NULL;
     tl_err err = {0};
@@ -327,6 +366,7 @@ int main(void) {
         check_vectors(qwen, dir, "ggml-vocab-qwen2.gguf", 46);
         check_goldens(qwen, &c, "tests/data/tok/ids-qwen3.txt", 0, 1, 0);
         check_goldens(qwen, &c, "tests/data/tok/ids-qwen3-special.txt", TL_TOK_ADD_SPECIAL, 0, 0);
+        check_threads(qwen, &c);
         CHECK(tl_tok_eos_id(qwen) == 151645);
         CHECK(tl_tok_bos(qwen) == NULL && tl_tok_bos_id(qwen) == -1);
         CHECK(tl_tok_pad_id(qwen) == 151643);

@@ -374,7 +374,7 @@ static int load_pre(tl_tokenizer *t, json_t *p, const char *path, tl_err *err) {
 static int ids_append(int32_t **a, int *n, const int32_t *src, int k) {
     int32_t *b = realloc(*a, (size_t)(*n + k + 1) * sizeof *b);
     if (!b) return -1;
-    memcpy(b + *n, src, (size_t)k * sizeof *b);
+    if (k) memcpy(b + *n, src, (size_t)k * sizeof *b);
     *a = b, *n += k;
     return 0;
 }
