@@ -1,8 +1,8 @@
 /* kern_avx2.c — AVX2 + FMA kernels of the CPU backend for CPUs without AVX-512 (compiled with
  * -mavx2 -mfma -mf16c by CMake's *_avx2.c rule; only called after tl_cpu_kern_pick saw the CPU
- * supports them). The QR16 tile uses vpmaddubsw (u8 x s8 -> s16 pairs) + vpmaddwd for 4-bit
- * weights (15 * 127 * 2 fits int16) and falls back to the scalar kernel for 8-bit, where the
- * pair sum could saturate. Dense rows and the vector helpers are plain 8-wide FMA loops. */
+ * supports them). The QR16 tile uses vpmaddubsw (u8 x s8 -> s16 pairs) + vpmaddwd: 4-bit
+ * weights directly (15 * 127 * 2 fits int16); 8-bit ones split into nibbles (255 * 127 * 2 would
+ * saturate). Dense rows and the vector helpers are plain 8-wide FMA loops. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -23,14 +23,10 @@ static inline __m256 load8_half(const uint8_t *p, int sdt) {
     return _mm256_loadu_ps((const float *)p);
 }
 
-/* 4-bit QR16, one activation row at a time, 8 weight rows (half a 64-byte chunk) per pass. */
+/* QR16, one activation row at a time, 8 weight rows (half a 64-byte chunk) per pass. */
 static void avx2_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, int m1,
                          int rb0, int rb1) {
-    if (w->bits != 4) {
-        tl_cpu_kern_scalar.qr16_mm(w, x, y, ldy, m0, m1, rb0, rb1);
-        return;
-    }
-    const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
     const int gs = w->gs, sb = w->sbytes;
     for (int rb = rb0; rb < rb1; rb++) {
         int nr = TL_MIN(16, w->rows - rb * 16);
@@ -44,7 +40,25 @@ static void avx2_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, in
                 size_t gi = (size_t)m * x->groups + g;
                 for (int h = 0; h < 2; h++) {
                     __m256i a1 = _mm256_setzero_si256(), a2 = _mm256_setzero_si256();
-                    for (int c = 0; c < gs / 8; c++) {
+                    for (int c = 0; w->bits == 8 && c < gs / 4; c++) {
+                        /* 8-bit: u8 x s8 pairs could pass int16 in maddubs, so split each
+                         * weight into nibbles: q = 16 hi + lo */
+                        __m256i v = _mm256_load_si256((const __m256i *)(wb + 64 * c + 32 * h));
+                        __m256i lo = _mm256_and_si256(v, m0f);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
+                        int32_t xv;
+                        memcpy(&xv, xq + g * gs + 4 * c, 4);
+                        __m256i xb = _mm256_set1_epi32(xv);
+                        a1 = _mm256_add_epi32(a1, _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, xb), sixteen),
+                                                                   _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xb), ones)));
+                        if (xq2) {
+                            memcpy(&xv, xq2 + g * gs + 4 * c, 4);
+                            xb = _mm256_set1_epi32(xv);
+                            a2 = _mm256_add_epi32(a2, _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, xb), sixteen),
+                                                                       _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xb), ones)));
+                        }
+                    }
+                    for (int c = 0; w->bits == 4 && c < gs / 8; c++) {
                         __m256i v = _mm256_load_si256((const __m256i *)(wb + 64 * c + 32 * h));
                         __m256i lo = _mm256_and_si256(v, m0f);
                         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
