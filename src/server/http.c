@@ -69,7 +69,8 @@ typedef struct conn {
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-/* A JSON string from bytes that may not be valid UTF-8 (each bad byte becomes U+FFFD). */
+/* A JSON string from bytes that may not be valid UTF-8 (each bad byte becomes U+FFFD), as a
+ * token's bytes can be: byte-level BPE cuts characters between tokens. */
 static json_t *jstr(const char *p, size_t n) {
     json_t *j = json_stringn(p, n);
     if (j) return j;
@@ -80,13 +81,9 @@ static json_t *jstr(const char *p, size_t n) {
         unsigned char c = (unsigned char)p[i];
         size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
                                    : (c & 0xF8) == 0xF0 ? 4 : 0;
-        if (len && i + len <= n && (len == 1 || json_stringn(p + i, len))) {
-            json_t *t = len == 1 ? NULL : json_stringn(p + i, len);
+        json_t *t = len > 1 && i + len <= n ? json_stringn(p + i, len) : NULL; /* valid char? */
+        if (len == 1 || t) {
             json_decref(t);
-            if (len == 1 && c == 0) { /* NUL is not allowed by jansson: drop it */
-                i++;
-                continue;
-            }
             memcpy(o + k, p + i, len);
             k += len;
             i += len;
