@@ -178,9 +178,21 @@ static void pages_prepare(tl_engine *e, int slot, int len, int n) {
 static tl_backend *pick_backend(const tl_engine_opts *o, tl_device *dev, tl_err *err) {
     const char *ex = getenv("TALLOW_EXACT");
     int exact = o->exact || (ex && *ex && strcmp(ex, "0") != 0);
-    if (o->device == TL_DEVICE_CUDA) {
-        tl_err_set(err, TL_EUNSUP, "the CUDA backend is not available in this build");
-        return NULL;
+    /* CUDA only when asked for: the backend has not been validated on a GPU yet, so auto
+     * prefers it only with TALLOW_CUDA_AUTO=1. */
+    const char *ca = getenv("TALLOW_CUDA_AUTO");
+    int cuda_auto = o->device == TL_DEVICE_AUTO && ca && !strcmp(ca, "1") && !exact &&
+                    tl_backend_cuda_available();
+    if (o->device == TL_DEVICE_CUDA || cuda_auto) {
+        tl_backend *be = tl_backend_cuda_new(0, err);
+        if (be) {
+            fprintf(stderr, "tallow: warning: the CUDA backend has not yet been validated on a "
+                            "GPU; compare with --device cpu\n");
+            *dev = TL_DEVICE_CUDA;
+            return be;
+        }
+        if (o->device == TL_DEVICE_CUDA) return NULL;
+        *err = (tl_err){0};
     }
     *dev = TL_DEVICE_CPU;
     if (!exact) {
