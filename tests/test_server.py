@@ -678,6 +678,22 @@ def test_real(name, d):
               f"{name}: streamed text == plain text")
     finally:
         srv.stop()
+    # the prefix cache stays under its byte cap (least recently used entries go)
+    srv = Server("--max-seqs", "2", "--ctx", "256", "--threads", "1", "--prefix-cache-bytes",
+                 "96K", model=d)
+    try:
+        cl = srv.client()
+        for i in range(8):
+            cl.chat.completions.create(model="x", messages=[
+                {"role": "system", "content": f"system prompt {i} " * 4},
+                {"role": "user", "content": "hi"}], max_tokens=2, temperature=0)
+        m = srv.metrics()
+        check(0 < m["tallow_prefix_cache_bytes"] <= 96 * 1024 and
+              m["tallow_prefix_cache_entries"] >= 1,
+              f"{name}: prefix cache under its cap ({m['tallow_prefix_cache_bytes']:.0f} bytes, "
+              f"{m['tallow_prefix_cache_entries']:.0f} entries)")
+    finally:
+        srv.stop()
     # batching: 4 seeded requests concurrently == sequentially, decoded in one batch. Without
     # the prefix cache: a restored prefix is prefilled in other chunk shapes than a full prompt,
     # and the fast kernels' rounding differs with the shape (sampling may then diverge).
