@@ -325,6 +325,31 @@ static void check_threads(const tl_tokenizer *tok, const corpus *c) {
     CHECKF(bad == 0, "%d encodes differ when run from 4 threads at once", bad);
 }
 
+/* llama.cpp's Qwen3.5 vectors (50) were made by a tokenizer whose ids for these inputs are the
+ * Qwen2/Qwen3 ones; what Qwen3.5 changes is the rules: its regex adds \p{M} to the letter runs and
+ * there is no NFC normalizer. Those rules on Qwen3's vocabulary must give all 50. */
+static void check_qwen35_rules(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizers/qwen3/tokenizer.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &je);
+    json_t *split = json_array_get(json_object_get(json_object_get(root, "pre_tokenizer"), "pretokenizers"), 0);
+    CHECK(root && split);
+    if (!root || !split) return;
+    static const char q35[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| "
+                              "?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    json_object_set_new(json_object_get(split, "pattern"), "Regex", json_string(q35));
+    json_object_set_new(root, "normalizer", json_null());
+    char *text = json_dumps(root, JSON_COMPACT);
+    tl_tokenizer *tok = NULL;
+    tl_err err = {0};
+    CHECKF(!tl_tok_load_mem(text, strlen(text), NULL, 0, "qwen3 with Qwen3.5 rules", &tok, &err), "%s", err.msg);
+    if (tok) check_vectors(tok, dir, "ggml-vocab-qwen35.gguf", 50);
+    tl_tok_free(tok);
+    free(text);
+    json_decref(root);
+}
+
 static tl_tokenizer *load(const char *path) {
     tl_tokenizer *tok = NULL;
     tl_err err = {0};
@@ -410,6 +435,7 @@ int main(void) {
     }
 
     check_variants(&c);
+    check_qwen35_rules(dir);
 
     tl_tokenizer *q35 = NULL;
     tl_err err = {0};

