@@ -283,6 +283,15 @@ const tl_cpu_kern tl_cpu_kern_scalar = {
     .mul_sigmoid = scalar_mul_sigmoid,
 };
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+/* F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c". */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 const tl_cpu_kern *tl_cpu_kern_pick(void) {
     const char *e = getenv("TALLOW_CPU_ISA");
     const tl_cpu_kern *k512 = NULL, *k2 = NULL;
@@ -290,9 +299,9 @@ const tl_cpu_kern *tl_cpu_kern_pick(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        cpu_has_f16c() && __builtin_cpu_supports("fma"))
         k512 = tl_cpu_kern_avx512();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         k2 = tl_cpu_kern_avx2();
 #endif
     if (e && strcmp(e, "scalar") == 0) return &tl_cpu_kern_scalar;
