@@ -600,6 +600,13 @@ static void *engine_main(void *arg) {
 
         /* 4. one forward pass over every row */
         int rc = nb ? m->forward(m, s->batch, nb, s->logits, &err) : 0;
+        if (rc < 0 && s->pc_n > 0) {
+            /* the pages or memory the pass needs may be held by cached prefixes: give them back
+             * and try once more (a failed pass changes nothing in the engine) */
+            pc_clear(s);
+            pc_publish(s);
+            rc = m->forward(m, s->batch, nb, s->logits, &err);
+        }
         pthread_mutex_lock(&s->metrics->mu);
         s->metrics->forward_passes++;
         s->metrics->batch_rows_total += (uint64_t)rows;
