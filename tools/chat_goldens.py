@@ -364,6 +364,17 @@ SNIPPETS = [
     ("{{ (t.function if t.function is defined else t)|tojson }}", {"t": {"name": "n", "parameters": {}}}),
     ("{{ 'yes' if (e is defined and not e) else 'no' }} {{ '/nothink' if (e is defined and not e and not 'x'.endswith('/nothink')) else '' }}", {"e": False}),
     ("{% for tr in c %}{{ tr.output if tr.output is defined else tr }};{% endfor %}", {"c": [{"output": "o"}, "plain", {"x": 1}]}),
+    # found by differential fuzzing against jinja2
+    ("{{ 1 < 2 < 3 }} {{ 3 > 2 > 1 > 5 }} {{ 1 == 1 != 2 }} {{ 'a' in 'abc' in 'xabcx' }}", {}),
+    ("{% for m in l %}{% if u != m in l %}x{% endif %}{% endfor %}", {"l": [1, 2]}),
+    ("{{ 2 ** -24 }} {{ 0.1 * 3 }} {{ 1e22 }} {{ 5e-324 }} {{ 123456789.123 }} {{ 1.5e-5 }} {{ 2 ** 0.5 }}", {}),
+    ("{{ 0_0 }} {{ 1_000 }} {{ 1_0.2_5 }} {{ 1e1_0 }}", {}),
+    ("{{ 2 * (1,) }} {{ (1, 2) + (3,) }} {{ [] * 3 }}", {}),
+    ("{{ r is callable }} {{ r is sequence }}", {}),
+    ("{{ users|map(attrib='x')|list }}", {}),
+    ("{{ [1] + () }}", {}), ("{{ l[1:u] }}", {"l": [1, 2]}), ("{{ 3 is odd 9 }}", {}),
+    ("{{ [1]|tojson(bogus=1) }}", {}), ("{{ u|float }}", {}), ("{{ 0 ** -1 }}", {}), ("{{ ''.ljust() }}", {}),
+    ("{{ 6 is == 6 }}", {}), ("{{ range(08) }}", {}),
     # errors jinja2 raises at run time
     ("{{ foo.bar }}", {}), ("{{ foo + 1 }}", {}), ("{{ 1 + 'a' }}", {}), ("{{ 1 < 'a' }}", {}),
     ("{{ 'a' in none }}", {}), ("{{ 1 in 'abc' }}", {}), ("{% for x in none %}{% endfor %}", {}),

@@ -214,18 +214,20 @@ jv jv_getitem(jctx *c, jv obj, jv key) {
 /* Python slice semantics over n elements. */
 static size_t slice_indices(jctx *c, int64_t n, jv vs, jv ve, jv vstep, int64_t **out) {
     int64_t step = 1, start, stop;
-    if (vstep.t != JV_NONE && vstep.t != JV_UNDEF) {
+    if (vs.t == JV_UNDEF || ve.t == JV_UNDEF || vstep.t == JV_UNDEF)
+        jctx_fail(c, TL_ERUNTIME, 0, 0, "slice indices must be integers or None or have an __index__ method");
+    if (vstep.t != JV_NONE) {
         if (!as_index(vstep, &step)) jctx_fail(c, TL_ERUNTIME, 0, 0, "slice indices must be integers or None");
         if (step == 0) jctx_fail(c, TL_ERUNTIME, 0, 0, "slice step cannot be zero");
     }
     int64_t lo = step < 0 ? -1 : 0, hi = step < 0 ? n - 1 : n;
-    if (vs.t == JV_NONE || vs.t == JV_UNDEF) start = step < 0 ? hi : lo;
+    if (vs.t == JV_NONE) start = step < 0 ? hi : lo;
     else {
         if (!as_index(vs, &start)) jctx_fail(c, TL_ERUNTIME, 0, 0, "slice indices must be integers or None");
         if (start < 0) { start += n; if (start < lo) start = lo; }
         else if (start > hi) start = hi;
     }
-    if (ve.t == JV_NONE || ve.t == JV_UNDEF) stop = step < 0 ? lo : hi;
+    if (ve.t == JV_NONE) stop = step < 0 ? lo : hi;
     else {
         if (!as_index(ve, &stop)) jctx_fail(c, TL_ERUNTIME, 0, 0, "slice indices must be integers or None");
         if (stop < 0) { stop += n; if (stop < lo) stop = lo; }
@@ -332,6 +334,7 @@ static jv repeat(jctx *c, jv seq, int64_t n) {
     jv l = jv_list(c, total);
     for (int64_t i = 0; i < n; i++)
         for (size_t j = 0; j < seq.u.l->n; j++) jv_list_push(c, l, seq.u.l->v[j]);
+    l.u.l->tuple = seq.u.l->tuple;
     return l;
 }
 
@@ -445,7 +448,10 @@ jv jv_binop(jctx *c, int op, jv a, jv b) {
                 }
                 return jv_int(acc);
             }
-            return jv_float(pow(fx, fy));
+            if (fx == 0 && fy < 0) jctx_fail(c, TL_ERUNTIME, 0, 0, "0.0 cannot be raised to a negative power");
+            double pr = pow(fx, fy);
+            if (isinf(pr) && isfinite(fx) && isfinite(fy)) jctx_fail(c, TL_ERUNTIME, 0, 0, "numerical result out of range");
+            return jv_float(pr);
         }
     }
     if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
@@ -455,7 +461,7 @@ jv jv_binop(jctx *c, int op, jv a, jv b) {
         jbuf_put(&bb, b.u.s->s, b.u.s->len);
         return jbuf_str(&bb);
     }
-    if (op == OP_ADD && a.t == JV_LIST && b.t == JV_LIST) {
+    if (op == OP_ADD && a.t == JV_LIST && b.t == JV_LIST && a.u.l->tuple == b.u.l->tuple) {
         jv l = jv_list(c, a.u.l->n + b.u.l->n);
         for (size_t i = 0; i < a.u.l->n; i++) jv_list_push(c, l, a.u.l->v[i]);
         for (size_t i = 0; i < b.u.l->n; i++) jv_list_push(c, l, b.u.l->v[i]);

@@ -420,6 +420,7 @@ static jv f_indent(jctx *c, jv in, const jargs *a) {
 static jv f_int(jctx *c, jv in, const jargs *a) {
     jv def = jargs_get(c, a, 0, "default", jv_int(0));
     int64_t base = arg_int(c, jargs_get(c, a, 1, "base", NOARG), 10, "int base");
+    if (in.t == JV_UNDEF) jctx_fail_undef(c, in);
     switch (in.t) {
     case JV_INT: return in;
     case JV_BOOL: return jv_int(in.u.b);
@@ -445,6 +446,7 @@ static jv f_int(jctx *c, jv in, const jargs *a) {
 
 static jv f_float(jctx *c, jv in, const jargs *a) {
     jv def = jargs_get(c, a, 0, "default", jv_float(0.0));
+    if (in.t == JV_UNDEF) jctx_fail_undef(c, in);
     switch (in.t) {
     case JV_INT: return jv_float((double)in.u.i);
     case JV_BOOL: return jv_float(in.u.b);
@@ -492,6 +494,12 @@ static jv f_round(jctx *c, jv in, const jargs *a) {
 static jv f_map(jctx *c, jv in, const jargs *a) {
     jv items = jv_iter_list(c, in);
     jv out = jv_list(c, items.u.l->n);
+    if (!items.u.l->n) return out; /* jinja2 looks at the arguments only when there are items */
+    if (!a->n) {
+        for (int k = 0; k < a->nkw; k++)
+            if (strcmp(a->kw[k], "attribute") && strcmp(a->kw[k], "default"))
+                jctx_fail(c, TL_ERUNTIME, 0, 0, "filter 'map' got an unexpected keyword argument '%s'", a->kw[k]);
+    }
     jv attr = jargs_get(c, a, -1, "attribute", NOARG);
     if (!absent(attr)) {
         jv def = jargs_get(c, a, -1, "default", NOARG);
@@ -503,7 +511,7 @@ static jv f_map(jctx *c, jv in, const jargs *a) {
         return out;
     }
     if (a->n < 1 || a->v[0].t != JV_STR) ferr(c, "map requires a filter name or attribute=%s%s", "", "");
-    jargs rest = {.n = a->n - 1, .v = a->v + 1, .nkw = a->nkw, .kw = a->kw, .kv = a->kv};
+    jargs rest = {.n = a->n - 1, .v = a->n > 1 ? a->v + 1 : NULL, .nkw = a->nkw, .kw = a->kw, .kv = a->kv};
     for (size_t i = 0; i < items.u.l->n; i++)
         jv_list_push(c, out, jv_apply_filter(c, a->v[0].u.s->s, items.u.l->v[i], &rest));
     return out;
@@ -512,11 +520,13 @@ static jv f_map(jctx *c, jv in, const jargs *a) {
 static jv f_select(jctx *c, jv in, const jargs *a, int attr_mode, int want) {
     jv items = jv_iter_list(c, in);
     jv out = jv_list(c, items.u.l->n);
+    if (!items.u.l->n) return out;
     int off = attr_mode ? 1 : 0;
     if (attr_mode && a->n < 1) ferr(c, "selectattr/rejectattr need an attribute%s%s", "", "");
     const char *test = a->n > off ? (a->v[off].t == JV_STR ? a->v[off].u.s->s : NULL) : NULL;
     if (a->n > off && !test) ferr(c, "test name must be a string%s%s", "", "");
-    jargs rest = {.n = a->n > off + 1 ? a->n - off - 1 : 0, .v = a->v + off + 1, .nkw = a->nkw, .kw = a->kw, .kv = a->kv};
+    jargs rest = {.n = a->n > off + 1 ? a->n - off - 1 : 0, .v = a->n > off + 1 ? a->v + off + 1 : NULL,
+                  .nkw = a->nkw, .kw = a->kw, .kv = a->kv};
     for (size_t i = 0; i < items.u.l->n; i++) {
         jv item = items.u.l->v[i];
         jv x = attr_mode ? get_path(c, item, a->v[0]) : item;
@@ -542,7 +552,40 @@ static jv f_minmax(jctx *c, jv in, const jargs *a, int want_max) {
     return best;
 }
 
+/* keyword arguments each filter takes (jinja2 3.1 signatures; tojson as transformers') */
+static const struct { const char *filter, *kw; } k_filter_kw[] = {
+    {"trim", "chars"}, {"tojson", "ensure_ascii indent separators sort_keys"},
+    {"join", "d attribute"}, {"replace", "old new count"}, {"default", "default_value boolean"},
+    {"d", "default_value boolean"}, {"map", "attribute default"}, {"unique", "case_sensitive attribute"},
+    {"sort", "reverse case_sensitive attribute"}, {"dictsort", "case_sensitive by reverse"},
+    {"indent", "width first blank"}, {"int", "default base"}, {"float", "default"},
+    {"round", "precision method"}, {"batch", "linecount fill_with"}, {"sum", "attribute start"},
+    {"min", "case_sensitive attribute"}, {"max", "case_sensitive attribute"}, {"attr", "name"},
+    {"center", "width"}};
+
+static void check_filter_kwargs(jctx *c, const char *name, const jargs *a) {
+    if (!a->nkw || !strcmp(name, "map") || !strcmp(name, "select") || !strcmp(name, "reject") || !strcmp(name, "selectattr") ||
+        !strcmp(name, "rejectattr"))
+        return;
+    const char *allowed = "";
+    for (size_t i = 0; i < TL_ARRAY_LEN(k_filter_kw); i++)
+        if (!strcmp(k_filter_kw[i].filter, name)) allowed = k_filter_kw[i].kw;
+    for (int k = 0; k < a->nkw; k++) {
+        const char *p = allowed, *w = a->kw[k];
+        size_t wl = strlen(w);
+        int ok = 0;
+        while (*p && !ok) {
+            const char *e = strchr(p, ' ');
+            size_t L = e ? (size_t)(e - p) : strlen(p);
+            ok = L == wl && !strncmp(p, w, L);
+            p += L + (e ? 1 : 0);
+        }
+        if (!ok) jctx_fail(c, TL_ERUNTIME, 0, 0, "filter '%s' got an unexpected keyword argument '%s'", name, w);
+    }
+}
+
 jv jv_apply_filter(jctx *c, const char *name, jv in, const jargs *a) {
+    check_filter_kwargs(c, name, a);
     if (!strcmp(name, "length") || !strcmp(name, "count")) {
         switch (in.t) {
         case JV_STR: return jv_int((int64_t)ju_len(in.u.s->s, in.u.s->len));
@@ -764,6 +807,16 @@ jv jv_apply_filter(jctx *c, const char *name, jv in, const jargs *a) {
 /* ---- tests ---------------------------------------------------------------------------------- */
 int jv_apply_test(jctx *c, const char *name, jv in, const jargs *a) {
     jv arg = a->n ? a->v[0] : jv_undef(NULL);
+    static const char *unary[] = {"defined", "undefined", "none", "string", "number", "integer",
+                                  "float", "boolean", "true", "false", "mapping", "iterable",
+                                  "sequence", "callable", "escaped", "odd", "even", "lower", "upper",
+                                  "filter", "test"};
+    int takes = 1;
+    for (size_t i = 0; i < TL_ARRAY_LEN(unary); i++)
+        if (!strcmp(name, unary[i])) takes = 0;
+    if (a->n + a->nkw > takes)
+        jctx_fail(c, TL_ERUNTIME, 0, 0, "test_%s() takes %d positional argument%s but %d were given",
+                  name, takes + 1, takes ? "s" : "", a->n + a->nkw + 1);
     if (!strcmp(name, "defined")) return in.t != JV_UNDEF;
     if (!strcmp(name, "undefined")) return in.t == JV_UNDEF;
     if (!strcmp(name, "none")) return in.t == JV_NONE;
@@ -777,7 +830,7 @@ int jv_apply_test(jctx *c, const char *name, jv in, const jargs *a) {
     if (!strcmp(name, "mapping")) return in.t == JV_DICT;
     if (!strcmp(name, "iterable")) return in.t == JV_STR || in.t == JV_LIST || in.t == JV_DICT || in.t == JV_UNDEF;
     if (!strcmp(name, "sequence")) return in.t == JV_STR || in.t == JV_LIST || in.t == JV_DICT || in.t == JV_UNDEF;
-    if (!strcmp(name, "callable")) return in.t == JV_MACRO || in.t == JV_FUNC;
+    if (!strcmp(name, "callable")) return in.t == JV_MACRO || in.t == JV_FUNC || in.t == JV_UNDEF;
     if (!strcmp(name, "escaped")) return 0;
     if (!strcmp(name, "sameas")) {
         if (in.t != arg.t) return 0;
@@ -910,6 +963,7 @@ jv jv_call_method(jctx *c, jv self, const char *name, const jargs *a) {
             return jv_bool(1);
         }
         if (!strcmp(name, "zfill") || !strcmp(name, "ljust") || !strcmp(name, "rjust") || !strcmp(name, "center")) {
+            if (!a->n && !a->nkw) ferr(c, "%s expected at least 1 argument, got 0%s", name, "");
             int64_t w = arg_int(c, jargs_get(c, a, 0, "width", NOARG), 0, name);
             if (w > 100000) jctx_fail(c, TL_ELIMIT, 0, 0, "%s width too large", name);
             int64_t len = (int64_t)ju_len(self.u.s->s, self.u.s->len);

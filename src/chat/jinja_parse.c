@@ -206,20 +206,31 @@ static size_t lex_inside(parser *p, size_t i, int block, int *lstrip_next) {
         if (s[0] >= '0' && s[0] <= '9') {
             size_t j = i;
             int is_float = 0;
-            while (j < p->len && ((p->src[j] >= '0' && p->src[j] <= '9') || p->src[j] == '_')) j++;
-            if (j + 1 < p->len && p->src[j] == '.' && p->src[j + 1] >= '0' && p->src[j + 1] <= '9') {
+            /* digits with single underscores between them */
+#define DIGITS(q) do { while ((q) < p->len && p->src[q] >= '0' && p->src[q] <= '9') { (q)++; \
+            if ((q) + 1 < p->len && p->src[q] == '_' && p->src[(q) + 1] >= '0' && p->src[(q) + 1] <= '9') (q)++; } } while (0)
+            DIGITS(j);
+            size_t fe = j;
+            if (fe + 1 < p->len && p->src[fe] == '.' && p->src[fe + 1] >= '0' && p->src[fe + 1] <= '9') {
+                fe++;
+                DIGITS(fe);
                 is_float = 1;
-                j++;
-                while (j < p->len && ((p->src[j] >= '0' && p->src[j] <= '9') || p->src[j] == '_')) j++;
             }
-            if (j < p->len && (p->src[j] == 'e' || p->src[j] == 'E')) {
-                size_t e = j + 1;
+            if (fe < p->len && (p->src[fe] == 'e' || p->src[fe] == 'E')) {
+                size_t e = fe + 1;
                 if (e < p->len && (p->src[e] == '+' || p->src[e] == '-')) e++;
                 if (e < p->len && p->src[e] >= '0' && p->src[e] <= '9') {
+                    DIGITS(e);
+                    fe = e;
                     is_float = 1;
-                    j = e;
-                    while (j < p->len && p->src[j] >= '0' && p->src[j] <= '9') j++;
                 }
+            }
+#undef DIGITS
+            if (is_float) j = fe;
+            else if (s[0] == '0') { /* "0", "0_0": a leading zero takes only zeros */
+                j = i + 1;
+                while (j + 1 < p->len && p->src[j] == '_' && p->src[j + 1] == '0') j += 2;
+                while (j < p->len && p->src[j] == '0') j++;
             }
             char num[64];
             size_t nn = 0;
@@ -536,14 +547,7 @@ static jnode *parse_filter_expr(parser *p, jnode *n) {
             if (is_name_tok(cur(p), "not")) { tn->op = 1; p->pos++; }
             tok *nt = cur(p);
             const char *name;
-            if (nt->type == T_NAME) name = expect_name(p);
-            else if (nt->type == T_OP && (is_op(nt, "==") || is_op(nt, "!=") || is_op(nt, "<") ||
-                                          is_op(nt, "<=") || is_op(nt, ">") || is_op(nt, ">="))) {
-                char *s = palloc(p, nt->len + 1);
-                memcpy(s, nt->s, nt->len);
-                name = s;
-                p->pos++;
-            } else name = expect_name(p);
+            name = expect_name(p);
             if (!in_list(name, known_tests, TL_ARRAY_LEN(known_tests)))
                 pfail(p, nt->line, nt->col, "no test named '%s'", name);
             tn->name = name;
@@ -782,8 +786,9 @@ static jnode *parse_math1(parser *p) {
     }
 }
 
+/* a < b < c is (a < b) and (b < c), as in Python (b is evaluated twice) */
 static jnode *parse_compare(parser *p) {
-    jnode *n = parse_math1(p);
+    jnode *n = parse_math1(p), *last = NULL, *chain = NULL;
     while (1) {
         tok *t = cur(p);
         int op = is_op(t, "==") ? OP_EQ : is_op(t, "!=") ? OP_NE : is_op(t, "<") ? OP_LT
@@ -793,9 +798,18 @@ static jnode *parse_compare(parser *p) {
             op = OP_NOTIN;
             p->pos++;
         }
-        if (!op) return n;
+        if (!op) return chain ? chain : n;
         p->pos++;
-        n = bin(p, op, n, parse_math1(p), t);
+        jnode *rhs = parse_math1(p);
+        jnode *cmp = bin(p, op, last ? last : n, rhs, t);
+        if (!last) chain = cmp;
+        else {
+            jnode *a = mknode(p, E_AND, t);
+            a->a = chain;
+            a->b = cmp;
+            chain = a;
+        }
+        last = rhs;
     }
 }
 

@@ -241,11 +241,31 @@ jv jbuf_str(jbuf *b) { return jv_str(b->c, b->p ? b->p : "", b->n); }
 void jv_format_float(char *buf, size_t cap, double f) {
     if (isnan(f)) { snprintf(buf, cap, "nan"); return; }
     if (isinf(f)) { snprintf(buf, cap, f < 0 ? "-inf" : "inf"); return; }
+    /* the shortest digits that read back as f; at equal length the closest to f (as CPython).
+     * The correctly rounded p-digit string may miss while a neighbour's does not. */
     char tmp[64];
     int prec;
     for (prec = 1; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*e", prec - 1, f);
         if (strtod(tmp, NULL) == f) break;
+        /* the correctly rounded p digits miss: the last digit one up or down may still hit */
+        const char *q = tmp + (tmp[0] == '-');
+        long long m = 0;
+        for (const char *r = q; *r && *r != 'e'; r++)
+            if (*r >= '0' && *r <= '9') m = m * 10 + (*r - '0');
+        int ex = atoi(strchr(tmp, 'e') + 1);
+        char best[64] = "";
+        long double bestd = 0;
+        for (int dlt = -1; dlt <= 1; dlt += 2) {
+            char digs[32], cand[64];
+            int nd = snprintf(digs, sizeof digs, "%lld", m + dlt);
+            if (nd != prec) continue;
+            snprintf(cand, sizeof cand, "%s%c%s%se%d", f < 0 ? "-" : "", digs[0], nd > 1 ? "." : "", digs + 1, ex);
+            if (strtod(cand, NULL) != f) continue;
+            long double d = fabsl(strtold(cand, NULL) - (long double)f);
+            if (!best[0] || d < bestd) { memcpy(best, cand, sizeof best); bestd = d; }
+        }
+        if (best[0]) { memcpy(tmp, best, sizeof tmp); break; }
     }
     /* tmp = [-]d[.ddd]e[+-]XX */
     char digits[32];
