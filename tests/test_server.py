@@ -666,6 +666,14 @@ def test_real(name, d):
         check(c.usage.prompt_tokens_details.cached_tokens >= 20,
               f"{name}: system prompt reused across users "
               f"({c.usage.prompt_tokens_details.cached_tokens})")
+        # the next turn of the first conversation reuses its whole history, not just the system
+        t2 = cl.chat.completions.create(model="x", messages=msgs + [
+            {"role": "assistant", "content": ma.content or "ok"},
+            {"role": "user", "content": "and then?"}], max_tokens=4, temperature=0)
+        check(t2.usage.prompt_tokens_details.cached_tokens >
+              c.usage.prompt_tokens_details.cached_tokens,
+              f"{name}: second turn reuses the history ({t2.usage.prompt_tokens_details} vs "
+              f"{c.usage.prompt_tokens_details})")
         # streamed == plain
         st = cl.chat.completions.create(model="x", messages=msgs, max_tokens=16, temperature=0,
                                         stream=True)
