@@ -192,7 +192,7 @@ static tl_backend *pick_backend(const tl_engine_opts *o, tl_device *dev, tl_err 
             return be;
         }
         if (o->device == TL_DEVICE_CUDA) return NULL;
-        *err = (tl_err){0};
+        if (err) *err = (tl_err){0};
     }
     *dev = TL_DEVICE_CPU;
     if (!exact) {
