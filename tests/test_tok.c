@@ -287,6 +287,29 @@ static void check_variants(const corpus *c) {
     json_decref(vars);
 }
 
+/* Random single-byte tokens make every kind of broken UTF-8 (cut, overlong, surrogate, stray
+ * continuation): the stream must still write only valid UTF-8 and agree with decode. */
+static void check_stream_bytes(const tl_tokenizer *tok) {
+    int32_t byte_tok[256];
+    for (int b = 0; b < 256; b++) {
+        char ch = (char)b;
+        byte_tok[b] = tl_tok_token_id(tok, &ch, 1);
+        CHECK(byte_tok[b] >= 0);
+    }
+    uint32_t seed = 12345;
+    int32_t ids[64];
+    for (int r = 0; r < 3000; r++) {
+        int n = 1 + r % 64;
+        for (int i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            /* mostly high bytes, where UTF-8 can break */
+            int b = (seed >> 24) % 5 == 0 ? (int)((seed >> 8) & 0x7f) : 0x80 + (int)((seed >> 8) & 0x7f);
+            ids[i] = byte_tok[b];
+        }
+        check_stream(tok, ids, (size_t)n, 0, -r);
+    }
+}
+
 /* Several threads encoding with one tokenizer (the server does this) agree with one thread. */
 typedef struct par_job {
     const tl_tokenizer *tok;
@@ -392,6 +415,7 @@ int main(void) {
         check_goldens(qwen, &c, "tests/data/tok/ids-qwen3.txt", 0, 1, 0);
         check_goldens(qwen, &c, "tests/data/tok/ids-qwen3-special.txt", TL_TOK_ADD_SPECIAL, 0, 0);
         check_threads(qwen, &c);
+        check_stream_bytes(qwen);
         CHECK(tl_tok_eos_id(qwen) == 151645);
         CHECK(tl_tok_bos(qwen) == NULL && tl_tok_bos_id(qwen) == -1);
         CHECK(tl_tok_pad_id(qwen) == 151643);
