@@ -597,7 +597,8 @@ static enum MHD_Result do_generate(conn *c) {
         c->req = NULL;
         if (rc == -TL_EBUSY)
             return fail(c, 429, "rate_limit_error", "queue_full", NULL, "%s", err.msg);
-        return fail(c, 503, "server_error", "memory_cap", NULL, "%s", err.msg);
+        return fail(c, 503, "server_error", rc == -TL_ENOMEM ? "memory_cap" : "unavailable", NULL,
+                    "%s", err.msg);
     }
     make_id(c, c->chat ? "chatcmpl-" : "cmpl-");
     if (r->stream) {

@@ -237,7 +237,7 @@ int tl_sched_submit(tl_sched *s, tl_seq *q, tl_err *err) {
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
-        return tl_err_set(err, TL_EBUSY, "the server is shutting down");
+        return tl_err_set(err, TL_ERUNTIME, "the server is shutting down");
     }
     if (s->q_len >= s->o.max_queue) {
         int n = s->q_len;

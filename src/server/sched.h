@@ -103,7 +103,8 @@ void tl_sched_free(tl_sched *s);  /* stops, then frees (after every connection l
 int tl_seq_new(tl_seq **out, tl_request *req, const int32_t *prompt, int n_prompt,
                int max_new, tl_err *err);
 /* Hand the sequence to the engine thread. -TL_EBUSY: queue full (429); -TL_ENOMEM: the memory
- * cap would be passed (503). On failure the caller still owns seq. */
+ * cap would be passed (503); -TL_ERUNTIME: shutting down (503). On failure the caller still
+ * owns seq. */
 int tl_sched_submit(tl_sched *s, tl_seq *seq, tl_err *err);
 /* The connection lets go: cancels the sequence if it is not done (its slot is freed on the
  * engine thread's next step) and frees it when the engine is done with it too. */
