@@ -104,6 +104,16 @@ static void test_malformed(void) {
     j = make_json(NULL, "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Sideways\"}", NULL);
     expect_fail(j, TL_EUNSUP, "behavior 'Sideways'");
     free(j);
+    j = make_json(NULL, "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\"}", NULL);
+    expect_fail(j, TL_EUNSUP, "the last step must be ByteLevel");
+    free(j);
+    j = make_json(NULL, "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},{\"type\":"
+                  "\"ByteLevel\"}]}", NULL);
+    expect_fail(j, TL_EUNSUP, "ByteLevel is supported only as the last step");
+    free(j);
+    j = make_json(NULL, "null", NULL);
+    expect_fail(j, TL_EUNSUP, "the last step must be ByteLevel");
+    free(j);
     j = make_json(NULL, "{\"type\":\"Whitespace\"}", NULL);
     expect_fail(j, TL_EUNSUP, "pre_tokenizer: pre-tokenizer type 'Whitespace' is not supported");
     free(j);

@@ -6,6 +6,7 @@
  * Sequence, pre_tokenizer Split / ByteLevel / Sequence, post_processor null / ByteLevel /
  * TemplateProcessing / Sequence, decoder ByteLevel. Anything else fails with TL_EUNSUP naming
  * the component and its JSON path; malformed content fails with TL_EFORMAT and the path.
+ * "truncation" and "padding" are ignored, as transformers ignores them unless asked.
  * The file is hostile input: every type, id and reference is checked. */
 #include <jansson.h>
 #include <stdlib.h>
@@ -786,6 +787,19 @@ int tl_tok_load_mem(const char *json, size_t json_len, const char *config_json, 
     if ((rc = load_model(t, json_object_get(root, "model"), json, found ? parts : NULL, cp_to_byte,
                          err)))
         goto fail;
+    /* BPE here runs on bytes, which is what HF does only after a ByteLevel step; a step after
+     * it would see the byte-level alphabet ('Ġ' for space), which we do not reproduce. */
+    if (t->n_pre == 0 || t->pre[t->n_pre - 1].kind != TOK_PRE_BYTELEVEL) {
+        rc = tl_err_set(err, TL_EUNSUP, "%s: pre_tokenizer: the last step must be ByteLevel (only "
+                        "byte-level BPE is supported)", t->what);
+        goto fail;
+    }
+    for (int i = 0; i + 1 < t->n_pre; i++)
+        if (t->pre[i].kind == TOK_PRE_BYTELEVEL) {
+            rc = tl_err_set(err, TL_EUNSUP, "%s: pre_tokenizer: ByteLevel is supported only as the "
+                            "last step (step %d of %d)", t->what, i + 1, t->n_pre);
+            goto fail;
+        }
     if ((rc = vhash_build(t, err))) goto fail;
     if ((rc = load_added(t, json_object_get(root, "added_tokens"), cp_to_byte, err))) goto fail;
     if ((rc = load_post(t, json_object_get(root, "post_processor"), "post_processor", err))) goto fail;
