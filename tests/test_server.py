@@ -300,6 +300,22 @@ def test_basics(srv):
                 names.append(t.function.name)
             fin = c.finish_reason or fin
     check(names == ["get_weather"] and fin == "tool_calls", f"streamed tool_calls {names} {fin}")
+    # with tools offered, text before a call and plain answers still stream as they come
+    s = cl.chat.completions.create(model="x", messages=say("Let me look.\n" + call), tools=tools,
+                                   max_tokens=200, temperature=0, stream=True)
+    parts, names = [], []
+    for ch in s:
+        for c in ch.choices:
+            if c.delta.content:
+                parts.append(c.delta.content)
+            names += [t.function.name for t in c.delta.tool_calls or []]
+    check("".join(parts).strip() == "Let me look." and len(parts) > 3 and
+          names == ["get_weather"], f"text before a tool call streams: {parts} {names}")
+    s = cl.chat.completions.create(model="x", messages=say("no tools <needed> here"), tools=tools,
+                                   max_tokens=200, temperature=0, stream=True)
+    parts = [c.delta.content for ch in s for c in ch.choices if c.delta.content]
+    check("".join(parts) == "no tools <needed> here" and len(parts) > 3,
+          f"a plain answer streams with tools offered: {parts}")
 
     # tokenize / detokenize
     st, _, data = srv.req("POST", "/tokenize", {"content": "hi", "with_pieces": True})

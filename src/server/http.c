@@ -59,6 +59,8 @@ typedef struct conn {
     int ev_sent;             /* events already written */
     size_t text_sent;        /* text already fed to the splitter */
     int sent_role, finished_stream;
+    size_t tool_sent;        /* tools offered: content bytes already streamed */
+    int tool_mode;           /* a tool call has begun: hold the rest */
     tl_think_split split;
     char *d_content, *d_reason; /* deltas collected by the splitter callback */
     size_t n_content, n_reason, cap_content, cap_reason;
@@ -367,6 +369,43 @@ static json_t *chunk(conn *c, json_t *choice) {
                      "tallow-" TALLOW_VERSION, "choices", choice);
 }
 
+/* With tools offered, streamed content is held back from where a tool call may begin: from
+ * "<tool_call>" or "<|python_tag|>" (or a partial one at the end), or all of it when the answer
+ * opens with a JSON object or list (Llama 3's form). Returns how far content may be sent. */
+static size_t tool_safe_end(conn *c) {
+    static const char *const marks[] = {"<tool_call>", "<|python_tag|>"};
+    const char *d = c->d_content;
+    size_t n = c->n_content;
+    if (c->tool_mode || !d) return c->tool_sent;
+    if (c->tool_sent == 0) {
+        size_t i = 0;
+        while (i < n && (d[i] == ' ' || d[i] == '\n' || d[i] == '\r' || d[i] == '\t')) i++;
+        if (i == n) return 0; /* only blanks so far: undecided */
+        if (d[i] == '{' || d[i] == '[') {
+            c->tool_mode = 1;
+            return 0;
+        }
+    }
+    size_t end = n;
+    for (size_t k = 0; k < TL_ARRAY_LEN(marks); k++) {
+        const char *hit = memmem(d + c->tool_sent, n - c->tool_sent, marks[k], strlen(marks[k]));
+        if (hit && (size_t)(hit - d) < end) {
+            end = (size_t)(hit - d);
+            c->tool_mode = 1;
+        }
+    }
+    if (c->tool_mode) return end;
+    for (size_t k = 0; k < TL_ARRAY_LEN(marks); k++) { /* a marker cut at the end */
+        size_t ml = strlen(marks[k]);
+        for (size_t l = TL_MIN(ml - 1, n - c->tool_sent); l > 0; l--)
+            if (!memcmp(d + n - l, marks[k], l)) {
+                if (n - l < end) end = n - l;
+                break;
+            }
+    }
+    return end;
+}
+
 /* Turn new events/text of the sequence into SSE events in c->out. Called with the sched lock. */
 static void stream_produce(conn *c, int done) {
     tl_seq *q = c->seq;
@@ -392,6 +431,13 @@ static void stream_produce(conn *c, int done) {
             if (!holding_tools && c->n_content > keep_content)
                 json_object_set_new(d, "content", jstr(c->d_content + keep_content,
                                                        c->n_content - keep_content));
+            if (holding_tools) { /* stream what cannot be part of a tool call */
+                size_t to = tool_safe_end(c);
+                if (to > c->tool_sent)
+                    json_object_set_new(d, "content", jstr(c->d_content + c->tool_sent,
+                                                           to - c->tool_sent));
+                c->tool_sent = to;
+            }
             if (c->n_reason > keep_reason) {
                 set_reasoning(c, d, c->d_reason + keep_reason, c->n_reason - keep_reason);
             }
@@ -431,7 +477,9 @@ static void stream_produce(conn *c, int done) {
     } else {
         json_t *d = json_object();
         const char *fr = finish_str(q->finish);
-        if (holding_tools) {
+        if (holding_tools) { /* the held tail: tool calls and the text around them */
+            memmove(c->d_content, c->d_content + c->tool_sent, c->n_content - c->tool_sent);
+            c->n_content -= c->tool_sent;
             json_t *tc = parse_tool_calls(c, &c->d_content, &c->n_content);
             if (c->n_content) json_object_set_new(d, "content", jstr(c->d_content, c->n_content));
             if (tc) {
