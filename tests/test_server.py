@@ -188,6 +188,9 @@ def test_basics(srv):
     cl = srv.client()
     models = cl.models.list()
     check(models.data and models.data[0].id == "@mock", "GET /v1/models lists the model")
+    check(cl.models.retrieve("@mock").id == "@mock", "GET /v1/models/<id>")
+    got = api_error(lambda: cl.models.retrieve("gpt-17"))
+    check(got and got[0] == 404 and got[1].get("code") == "model_not_found", f"unknown id {got}")
 
     # chat: reasoning split and content
     r = cl.chat.completions.create(model="x", messages=say("<think>let me see</think>Hi there."),

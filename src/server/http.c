@@ -48,6 +48,7 @@ typedef struct conn {
     size_t len, cap;
     int too_big, responded;
     struct MHD_Connection *mc;
+    char url[256];           /* the path, for /v1/models/<id> */
     /* generation */
     tl_seq *seq;
     tl_request *req;         /* owned until handed to seq */
@@ -184,7 +185,7 @@ static const char *route(const char *url, tl_endpoint *ep) {
     else if (!strcmp(url, "/completions")) *ep = TL_EP_COMPLETION;
     else if (!strcmp(url, "/tokenize")) *ep = TL_EP_TOKENIZE;
     else if (!strcmp(url, "/detokenize")) *ep = TL_EP_DETOKENIZE;
-    else if (!strcmp(url, "/models")) *ep = TL_EP_MODELS;
+    else if (!strcmp(url, "/models") || !strncmp(url, "/models/", 8)) *ep = TL_EP_MODELS;
     else if (!strcmp(url, "/health")) *ep = TL_EP_HEALTH;
     else if (!strcmp(url, "/metrics")) *ep = TL_EP_METRICS;
     else return NULL;
@@ -747,12 +748,23 @@ static enum MHD_Result dispatch(conn *c) {
     if (!atomic_load(&s->ready))
         return fail(c, 503, "unavailable_error", "loading", NULL, "the model is loading; retry");
     switch (c->ep) {
-    case TL_EP_MODELS:
-        return respond_json(c, 200,
-                            json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:i}]}", "object", "list",
-                                      "data", "id", s->m->name, "object", "model", "created",
-                                      (json_int_t)s->created, "owned_by", "tallow",
-                                      "context_length", s->m->ctx_len));
+    case TL_EP_MODELS: {
+        json_t *model = json_pack("{s:s, s:s, s:I, s:s, s:i}", "id", s->m->name, "object", "model",
+                                  "created", (json_int_t)s->created, "owned_by", "tallow",
+                                  "context_length", s->m->ctx_len);
+        const char *id = strstr(c->url, "/models/");
+        if (!id) return respond_json(c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data",
+                                                       model));
+        json_decref(model);
+        if (strcmp(id + 8, s->m->name))
+            return fail(c, 404, "invalid_request_error", "model_not_found", "model",
+                        "model '%.200s' is not served here (this server serves '%s')", id + 8,
+                        s->m->name);
+        return respond_json(c, 200, json_pack("{s:s, s:s, s:I, s:s, s:i}", "id", s->m->name,
+                                              "object", "model", "created",
+                                              (json_int_t)s->created, "owned_by", "tallow",
+                                              "context_length", s->m->ctx_len));
+    }
     case TL_EP_TOKENIZE:
     case TL_EP_DETOKENIZE: return do_tokenize(c);
     case TL_EP_CHAT:
@@ -773,6 +785,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (!c) return MHD_NO;
         c->srv = s;
         c->mc = mc;
+        snprintf(c->url, sizeof c->url, "%s", url);
         *con_cls = c;
         const char *origin = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Origin");
         if (origin)
