@@ -233,7 +233,8 @@ static int cu_weight_prepare(tl_backend *be, const tl_wdesc *d, tl_wmat **out, t
     w->d = *d;
     tl_wdesc_finish(&w->d);
     if (d->kind == TL_W_AFFINE &&
-        (d->bits < 2 || d->bits > 8 || d->group_size <= 0 || d->cols % d->group_size != 0)) {
+        (d->bits < 2 || d->bits > 8 || d->bits == 7 || d->group_size <= 0 ||
+         d->cols % d->group_size != 0)) {
         free(w);
         return tl_err_set(err, TL_EUNSUP, "cuda backend: %s: %d-bit groups of %d over %d columns "
                           "are not supported", d->name, d->bits, d->group_size, d->cols);
