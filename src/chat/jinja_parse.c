@@ -108,8 +108,9 @@ static void emit_text(parser *p, size_t off, const char *s, size_t n) {
 /* Decode a quoted string literal starting at src[i] (the quote). Returns index after it. */
 static size_t lex_string(parser *p, size_t i, tok *k) {
     char q = p->src[i];
-    size_t j = i + 1;
-    char *buf = palloc(p, p->len - i + 1);
+    size_t j = i + 1, end = j;
+    while (end < p->len && p->src[end] != q) end += (p->src[end] == '\\' && end + 1 < p->len) ? 2 : 1;
+    char *buf = palloc(p, end - i + 8); /* decoded text is never longer than the literal */
     size_t n = 0;
     while (j < p->len && p->src[j] != q) {
         char ch = p->src[j];
