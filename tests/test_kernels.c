@@ -177,9 +177,9 @@ static void test_matmul(tl_backend *be, tl_backend *ref, const char *isa, int le
 /* Realistic shape at 4-bit gs64: the error a model sees, printed for the record. */
 static void test_matmul_big(tl_backend *be, tl_backend *ref) {
     wbuf b;
-    wbuf_affine(&b, 256, 2048, 4, 64, TL_DT_BF16);
+    wbuf_affine(&b, 4100, 2048, 4, 64, TL_DT_BF16); /* > 4 MiB repacked: the huge-page mmap path */
     errstat e1 = run_mm(be, ref, &b, 1), e2 = run_mm(be, ref, &b, 32);
-    printf("  [256 x 2048] 4-bit gs64: n=1 rel err %.2e (rms %.2e); n=32 rel err %.2e (rms %.2e)\n", rel(e1),
+    printf("  [4100 x 2048] 4-bit gs64: n=1 rel err %.2e (rms %.2e); n=32 rel err %.2e (rms %.2e)\n", rel(e1),
            rms_rel(e1), rel(e2), rms_rel(e2));
     CHECK(rel(e1) < 2e-4);
     CHECK(rel(e2) < 2e-4);

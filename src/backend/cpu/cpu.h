@@ -56,6 +56,7 @@ struct tl_wmat {
     size_t gbytes;         /* bytes of one (row block, group): 32*sbytes + 16*gs*bits/8 */
     uint8_t *packed;       /* rblocks * groups * gbytes, counted as TL_MEM_WEIGHTS */
     size_t packed_bytes;
+    size_t packed_map;     /* length of the mmap holding packed (0: from tl_alloc) */
 };
 
 /* Activations quantized per group for the QR16 path: row m has q[m*cols ..], d[m*groups ..]
@@ -113,6 +114,8 @@ const char *tl_backend_cpu_isa(const tl_backend *be);
 /* ---- helpers shared by the kernel files (quant.c) -------------------------------------------- */
 /* Repack an MLX affine 4/8-bit matrix into QR16. Returns 0 or -TL_E*. */
 int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err);
+/* Free what tl_cpu_qr16_pack allocated (NULL-safe). */
+void tl_cpu_qr16_free(tl_wmat *w);
 /* Quantize rows [m0, m1) of x[n, cols] into xq buffers (laid out as in tl_xq): per group,
  * d = amax/127, v = x/d, q = round(v), q2 = round((v - q)·254) (round half to even). */
 void tl_cpu_xq_rows(const float *x, int cols, int gs, int z, int m0, int m1, int8_t *q, int8_t *q2,

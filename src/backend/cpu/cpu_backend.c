@@ -182,7 +182,7 @@ static int cpu_weight_prepare(tl_backend *be, const tl_wdesc *d, tl_wmat **out, 
 
 static void cpu_weight_free(tl_backend *be, tl_wmat *w) {
     if (!w) return;
-    if (w->packed) tl_free(w->packed, w->packed_bytes, TL_MEM_WEIGHTS);
+    tl_cpu_qr16_free(w);
     free(w);
 }
 

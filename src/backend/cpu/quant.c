@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backend/cpu/cpu.h"
 
@@ -86,6 +87,40 @@ void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out) {
 }
 
 /* ---- QR16 repack ------------------------------------------------------------------------------ */
+/* Big packed matrices come from anonymous mmap aligned to 2 MiB with MADV_HUGEPAGE: the kernel
+ * zeroes each page once on first touch (tl_alloc_huge would memset on top of that), and the
+ * 2 MiB pages are what lets the decode GEMV stream near the read bandwidth. */
+#define QR16_HUGE ((size_t)2 << 20)
+
+static uint8_t *packed_alloc(tl_wmat *w, size_t n) {
+    if (n < 2 * QR16_HUGE) {
+        w->packed_map = 0;
+        return tl_alloc(n, TL_MEM_WEIGHTS);
+    }
+    size_t len = (n + QR16_HUGE - 1) & ~(QR16_HUGE - 1);
+    uint8_t *p = mmap(NULL, len + QR16_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t a = ((uintptr_t)p + QR16_HUGE - 1) & ~(uintptr_t)(QR16_HUGE - 1);
+    if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
+    size_t tail = (size_t)((uintptr_t)p + len + QR16_HUGE - (a + len));
+    if (tail) munmap((void *)(a + len), tail);
+    madvise((void *)a, len, MADV_HUGEPAGE);
+    w->packed_map = len;
+    tl_mem_add(TL_MEM_WEIGHTS, (int64_t)n);
+    return (uint8_t *)a;
+}
+
+void tl_cpu_qr16_free(tl_wmat *w) {
+    if (!w->packed) return;
+    if (w->packed_map) {
+        munmap(w->packed, w->packed_map);
+        tl_mem_add(TL_MEM_WEIGHTS, -(int64_t)w->packed_bytes);
+    } else {
+        tl_free(w->packed, w->packed_bytes, TL_MEM_WEIGHTS);
+    }
+    w->packed = NULL;
+}
+
 int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
     if (d->bits != 4 && d->bits != 8)
         return tl_err_set(err, TL_EUNSUP, "cpu backend: %s: QR16 takes 4 or 8 bits, not %d", d->name, d->bits);
@@ -109,7 +144,7 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
     size_t n;
     if (!tl_mul_ok((size_t)w->rblocks * (size_t)w->groups, w->gbytes, &n))
         return tl_err_set(err, TL_EINVAL, "cpu backend: %s: size overflows", d->name);
-    w->packed = tl_alloc_huge(n, TL_MEM_WEIGHTS);
+    w->packed = packed_alloc(w, n);
     if (!w->packed)
         return tl_err_set(err, TL_ENOMEM, "cpu backend: %s: cannot allocate %zu bytes for the repacked weights",
                           d->name, n);
@@ -124,9 +159,14 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
             for (int i = 0; i < 16; i++) {
                 int r = rb * 16 + i;
                 if (r >= d->rows) break; /* padding rows stay zero */
-                size_t si = ((size_t)r * w->groups + g) * (size_t)w->sbytes;
-                memcpy(gp + i * w->sbytes, sc + si, (size_t)w->sbytes);
-                memcpy(gp + 16 * w->sbytes + i * w->sbytes, bi + si, (size_t)w->sbytes);
+                size_t si = (size_t)r * w->groups + g;
+                if (w->sbytes == 2) { /* constant sizes: inlined, and safe for unaligned files */
+                    memcpy(gp + 2 * i, sc + 2 * si, 2);
+                    memcpy(gp + 32 + 2 * i, bi + 2 * si, 2);
+                } else {
+                    memcpy(gp + 4 * i, sc + 4 * si, 4);
+                    memcpy(gp + 64 + 4 * i, bi + 4 * si, 4);
+                }
                 int c0 = g * w->gs;
                 const uint8_t *row = src + (size_t)r * (row_bits / 8);
                 if (w->bits == 8) {
