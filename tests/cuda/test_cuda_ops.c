@@ -27,7 +27,9 @@ static uint32_t rnd_u32(void) {
     rng ^= rng << 17;
     return (uint32_t)(rng >> 11);
 }
-static float rnd(float lo, float hi) { return lo + (hi - lo) * (float)(rnd_u32() & 0xffffff) / 16777216.0f; }
+static float rnd(float lo, float hi) {
+    return lo + (hi - lo) * (float)(rnd_u32() & 0xffffff) / 16777216.0f;
+}
 static float *rnd_vec(size_t n, float lo, float hi) {
     float *v = malloc((n ? n : 1) * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = rnd(lo, hi);

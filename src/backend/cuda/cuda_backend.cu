@@ -4,9 +4,9 @@
 // Contract (same meaning as the scalar reference, src/backend/ref/; tests/cuda/ check it):
 // - Buffers from alloc are device memory, zeroed, counted under the kind asked. All work runs
 //   on the legacy default stream in call order, so to_host (cudaMemcpy) sees every earlier op.
-// - Weights are uploaded once in their stored form: packed MLX affine words as bytes (any bits
-//   2..8, LSB-first bit stream, like tl_wdesc_dequant_row) with scales/biases widened to f32;
-//   dense F32/F16/BF16 as stored. Counted as TL_MEM_WEIGHTS.
+// - Weights are uploaded once in their stored form: packed MLX affine words as bytes (bits
+//   2,3,4,5,6,8, LSB-first bit stream, like tl_wdesc_dequant_row) with scales/biases widened
+//   to f32; dense F32/F16/BF16 as stored. Counted as TL_MEM_WEIGHTS.
 // - matmul: n <= CU_GEMV_MAX_N uses a warp per output row (128-bit loads and the folded form
 //   s·Σxq + b·Σx for 4/8-bit rows that allow it, one element at a time otherwise); larger n a
 //   64x64 tiled FMA GEMM that dequantizes a weight tile into shared memory as f32.
