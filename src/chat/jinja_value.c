@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "chat/jinja.h"
 #include "chat/jinja_int.h"
@@ -316,7 +317,21 @@ static void write_str_repr(jbuf *b, const char *s, size_t n) {
         else if (ch == '\r') jbuf_put(b, "\\r", 2);
         else if (ch == '\t') jbuf_put(b, "\\t", 2);
         else if (ch < 0x20 || ch == 0x7f) jbuf_printf(b, "\\x%02x", ch);
-        else jbuf_putc(b, (char)ch);
+        else if (ch >= 0x80) { /* non-printable code points are escaped, as str.isprintable */
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+            if (k <= 0) { jbuf_putc(b, (char)ch); continue; }
+            utf8proc_category_t cat = utf8proc_category(cp);
+            int unprintable = cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
+                              cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CO ||
+                              cat == UTF8PROC_CATEGORY_CN || cat == UTF8PROC_CATEGORY_ZL ||
+                              cat == UTF8PROC_CATEGORY_ZP || cat == UTF8PROC_CATEGORY_ZS;
+            if (!unprintable) jbuf_put(b, s + i, (size_t)k);
+            else if (cp < 0x100) jbuf_printf(b, "\\x%02x", cp);
+            else if (cp < 0x10000) jbuf_printf(b, "\\u%04x", cp);
+            else jbuf_printf(b, "\\U%08x", cp);
+            i += (size_t)k - 1;
+        } else jbuf_putc(b, (char)ch);
     }
     jbuf_putc(b, q);
 }
