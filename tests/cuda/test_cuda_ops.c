@@ -10,6 +10,8 @@
  *   matmul / embed 2e-4 (f32 sums vs double; the 4/8-bit GEMV folds s·Σxq + b·Σx),
  *   elementwise, norms, rope, attention 1e-4 (built with --use_fast_math),
  *   Gated DeltaNet outputs and state 1e-3 (fast exp in the decay, two calls of recurrence).
+ * In CUDA builds it first runs the kernels' weight decoding (w_get, the 4/8-bit chunk dot) compiled
+ * for the host against tl_wdesc_dequant_row: that part needs no GPU.
  * Run by `make test-cuda` only; without a GPU (or without CUDA in the build) it exits 77. */
 #include <stdint.h>
 
@@ -17,6 +19,10 @@
 #include "backend/ref/ref_gdn.h"
 #include "tallow.h"
 #include "test.h"
+
+#ifdef TL_HAVE_CUDA
+int tl_cuda_host_selfcheck(char *msg, size_t cap); /* cuda_backend.cu */
+#endif
 
 static tl_backend *R, *G; /* reference, CUDA */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -530,6 +536,18 @@ int main(void) {
      * the test itself (inputs, tolerances) on a machine without a GPU. */
     const char *self = getenv("TALLOW_CUDA_OPS_SELFTEST");
     int selftest = self && !strcmp(self, "cpu");
+#ifdef TL_HAVE_CUDA
+    /* The kernels' weight decoding compiled for the host: runs with or without a GPU. */
+    char msg[512];
+    int host_bad = tl_cuda_host_selfcheck(msg, sizeof msg);
+    CHECKF(host_bad == 0, "host self-check of the CUDA weight decoding: %d mismatches; first: %s",
+           host_bad, msg);
+    if (!selftest && !tl_backend_cuda_available()) {
+        if (host_bad) return test_done();
+        printf("host self-check of the CUDA weight decoding passed\n");
+        return test_skip("no CUDA device here");
+    }
+#endif
     if (!selftest && !tl_backend_cuda_available())
         return test_skip("no CUDA device here (or tallow was built without CUDA)");
     tl_err err = {0};

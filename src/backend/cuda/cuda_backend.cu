@@ -311,14 +311,20 @@ __device__ float block_sum(float v) {
 __device__ __forceinline__ float dev_silu(float x) { return x / (1.0f + expf(-x)); }
 __device__ __forceinline__ float dev_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* Element (r, c) of a weight, as tl_wdesc_dequant_row defines it. */
-__device__ __forceinline__ float w_get(const wdev &w, int r, int c) {
+/* Element (r, c) of a weight, as tl_wdesc_dequant_row defines it. Host and device: the host
+ * build is what tl_cuda_host_selfcheck runs. */
+__host__ __device__ __forceinline__ float w_get(const wdev &w, int r, int c) {
     const uint8_t *row = w.data + (size_t)r * w.row_bytes;
     if (w.kind == TL_W_DENSE) {
         if (w.dtype == TL_DT_F32) return ((const float *)row)[c];
         uint16_t h = ((const uint16_t *)row)[c];
+#ifdef __CUDA_ARCH__
         if (w.dtype == TL_DT_BF16) return __uint_as_float((uint32_t)h << 16);
         return __half2float(__ushort_as_half(h));
+#else
+        if (w.dtype == TL_DT_BF16) return tl_bf16_to_f32(h);
+        return tl_f16_to_f32(h);
+#endif
     }
     size_t bit = (size_t)c * (size_t)w.bits;
     size_t byte = bit >> 3;
@@ -328,6 +334,37 @@ __device__ __forceinline__ float w_get(const wdev &w, int r, int c) {
     uint32_t q = (v >> sh) & ((1u << w.bits) - 1u);
     size_t g = (size_t)r * w.ng + (size_t)(c / w.gs);
     return w.scales[g] * (float)q + w.biases[g];
+}
+
+/* One 16-byte chunk of a 4- or 8-bit row (32 or 16 elements, LSB first in little-endian words)
+ * against x[0..E): returns Σ x·q and sets *sx = Σ x. x is 16-byte aligned. */
+__host__ __device__ __forceinline__ float chunk_dot(uint4 q4, const float *x, int bits,
+                                                    float *sx) {
+    const uint32_t wd[4] = {q4.x, q4.y, q4.z, q4.w};
+    const int per = 32 / bits; /* elements per 32-bit word: 8 or 4 */
+    const uint32_t mask = (1u << bits) - 1u;
+    const float4 *x4 = (const float4 *)x;
+    float sxq = 0.0f, s = 0.0f;
+    for (int t = 0; t < 4; t++) {
+        const uint32_t word = wd[t];
+        for (int k4 = 0; k4 < per; k4 += 4) {
+            const float4 xv = x4[(t * per + k4) / 4];
+            const float q0 = (float)((word >> (k4 * bits)) & mask);
+            const float q1 = (float)((word >> ((k4 + 1) * bits)) & mask);
+            const float q2 = (float)((word >> ((k4 + 2) * bits)) & mask);
+            const float q3 = (float)((word >> ((k4 + 3) * bits)) & mask);
+            sxq += xv.x * q0 + xv.y * q1 + xv.z * q2 + xv.w * q3;
+            s += xv.x + xv.y + xv.z + xv.w;
+        }
+    }
+    *sx = s;
+    return sxq;
+}
+
+/* Whether the GEMV may take the 128-bit path for this weight and x. */
+static int gemv_fast_ok(const tl_wdesc *d, const float *x) {
+    return d->kind == TL_W_AFFINE && (d->bits == 4 || d->bits == 8) && d->row_bytes % 16 == 0 &&
+           d->group_size % (128 / d->bits) == 0 && ((uintptr_t)x & 15) == 0;
 }
 
 /* ---- matmul --------------------------------------------------------------------------------- */
@@ -348,32 +385,17 @@ __global__ void k_gemv(wdev w, const float *__restrict__ x, float *__restrict__ 
         if (fast) {
             const uint4 *rw = (const uint4 *)(w.data + (size_t)o * w.row_bytes);
             const int nchunk = (int)(w.row_bytes / 16);
-            const int per = 32 / w.bits;        /* elements per 32-bit word */
-            const int E = 4 * per;              /* elements per chunk */
-            const uint32_t mask = (1u << w.bits) - 1u;
+            const int E = 128 / w.bits; /* elements per chunk */
             for (int ch = lane; ch < nchunk; ch += 32) {
                 const uint4 q4 = rw[ch];
-                const uint32_t wd[4] = {q4.x, q4.y, q4.z, q4.w};
                 const int c0 = ch * E;
                 const size_t g = (size_t)o * w.ng + (size_t)(c0 / w.gs);
                 const float s = w.scales[g], b = w.biases[g];
 #pragma unroll
                 for (int j = 0; j < CU_GEMV_NB; j++) {
                     if (j >= nb) break;
-                    const float4 *x4 = (const float4 *)(x + (size_t)(i0 + j) * cols + c0);
-                    float sxq = 0.0f, sx = 0.0f;
-                    for (int t = 0; t < 4; t++) {
-                        const uint32_t word = wd[t];
-                        for (int k4 = 0; k4 < per; k4 += 4) {
-                            const float4 xv = x4[(t * per + k4) / 4];
-                            const float q0 = (float)((word >> (k4 * w.bits)) & mask);
-                            const float q1 = (float)((word >> ((k4 + 1) * w.bits)) & mask);
-                            const float q2 = (float)((word >> ((k4 + 2) * w.bits)) & mask);
-                            const float q3 = (float)((word >> ((k4 + 3) * w.bits)) & mask);
-                            sxq += xv.x * q0 + xv.y * q1 + xv.z * q2 + xv.w * q3;
-                            sx += xv.x + xv.y + xv.z + xv.w;
-                        }
-                    }
+                    float sx;
+                    const float sxq = chunk_dot(q4, x + (size_t)(i0 + j) * cols + c0, w.bits, &sx);
                     acc[j] += s * sxq + b * sx;
                 }
             }
@@ -454,9 +476,7 @@ static void cu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y
         return;
     }
     if (n <= CU_GEMV_MAX_N) {
-        int fast = w->d.kind == TL_W_AFFINE && (w->d.bits == 4 || w->d.bits == 8) &&
-                   w->d.row_bytes % 16 == 0 && w->d.group_size % (128 / w->d.bits) == 0 &&
-                   ((uintptr_t)x & 15) == 0;
+        int fast = gemv_fast_ok(&w->d, x);
         const int threads = 256, warps = threads / 32;
         unsigned blocks = (unsigned)((w->d.rows + warps - 1) / warps);
         k_gemv<<<blocks, threads>>>(v, x, y, n, fast);
@@ -897,6 +917,143 @@ static void cu_gdn_state_clear(tl_backend *be, tl_gdn_state *st, int slot) {
     const size_t nr = (size_t)st->n_v_heads * st->dk * st->dv;
     if (nc) CK(cudaMemset(st->conv + (size_t)slot * nc, 0, nc * sizeof(float)));
     if (nr) CK(cudaMemset(st->rec + (size_t)slot * nr, 0, nr * sizeof(float)));
+}
+
+/* ---- host self-check ------------------------------------------------------------------------ */
+
+/* Runs the weight-decoding code the kernels use (w_get, chunk_dot with the folded scale/bias),
+ * compiled for the host, against tl_wdesc_dequant_row on random weights of every format: a check
+ * of the trickiest indexing that needs no GPU. Returns the number of mismatches; the first is
+ * described in msg. Declared by tests/cuda/test_cuda_ops.c only. */
+extern "C" int tl_cuda_host_selfcheck(char *msg, size_t cap) {
+    int bad = 0;
+    uint32_t seed = 7;
+    const int rows = 3, cols = 256;
+    float *ref = (float *)malloc(cols * sizeof(float));
+    float *x = NULL;
+    uint8_t *data = (uint8_t *)malloc((size_t)rows * cols * 4);
+    float *sh = (float *)malloc((size_t)rows * cols * 4), *bh = (float *)malloc((size_t)rows * cols * 4);
+    uint16_t *sraw = (uint16_t *)malloc((size_t)rows * cols * 4);
+    uint16_t *braw = (uint16_t *)malloc((size_t)rows * cols * 4);
+    if (posix_memalign((void **)&x, 16, cols * sizeof(float)) != 0) x = NULL;
+    if (!ref || !x || !data || !sh || !bh || !sraw || !braw) {
+        snprintf(msg, cap, "out of memory");
+        bad = 1;
+        goto out;
+    }
+    msg[0] = 0;
+    for (int i = 0; i < cols; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    static const int bitss[] = {0, 2, 3, 4, 5, 6, 8}; /* 0: dense */
+    static const int gss[] = {32, 64, 128};
+    static const tl_dtype dts[] = {TL_DT_F32, TL_DT_F16, TL_DT_BF16};
+    for (int bi = 0; bi < 7; bi++)
+        for (int gi = 0; gi < 3; gi++)
+            for (int di = 0; di < 3; di++) {
+                const int bits = bitss[bi];
+                tl_wdesc d;
+                memset(&d, 0, sizeof d);
+                d.name = "selfcheck";
+                d.rows = rows;
+                d.cols = cols;
+                d.dtype = dts[di];
+                d.kind = bits ? TL_W_AFFINE : TL_W_DENSE;
+                d.bits = bits;
+                d.group_size = gss[gi];
+                tl_wdesc_finish(&d);
+                const size_t nb = d.row_bytes * rows;
+                for (size_t i = 0; i < nb; i++) {
+                    seed = seed * 1664525u + 1013904223u;
+                    data[i] = (uint8_t)(seed >> 24);
+                }
+                if (!bits && d.dtype != TL_DT_F32) /* keep dense 16-bit values finite */
+                    for (size_t i = 1; i < nb; i += 2) data[i] = (uint8_t)(0x38 + (data[i] & 7));
+                if (!bits && d.dtype == TL_DT_F32)
+                    for (size_t i = 3; i < nb; i += 4) data[i] = (uint8_t)(0x3c + (data[i] & 1));
+                d.data = data;
+                wdev v;
+                memset(&v, 0, sizeof v);
+                v.kind = d.kind;
+                v.dtype = d.dtype;
+                v.rows = rows;
+                v.cols = cols;
+                v.bits = bits;
+                v.gs = d.group_size;
+                v.row_bytes = d.row_bytes;
+                v.data = data;
+                if (bits) {
+                    const int ng = cols / d.group_size;
+                    v.ng = ng;
+                    const size_t ns = (size_t)rows * ng;
+                    float *sf = (float *)sraw, *bf = (float *)braw;
+                    for (size_t i = 0; i < ns; i++) {
+                        float sv = 0.01f * (float)(1 + i % 7), bv = -0.1f * (float)(i % 5);
+                        if (d.dtype == TL_DT_F32) {
+                            sf[i] = sv;
+                            bf[i] = bv;
+                        } else if (d.dtype == TL_DT_F16) {
+                            sraw[i] = tl_f32_to_f16(sv);
+                            braw[i] = tl_f32_to_f16(bv);
+                        } else {
+                            sraw[i] = tl_f32_to_bf16(sv);
+                            braw[i] = tl_f32_to_bf16(bv);
+                        }
+                    }
+                    d.scales = sraw;
+                    d.biases = braw;
+                    for (size_t i = 0; i < ns; i++) { /* as weight_prepare widens them */
+                        sh[i] = tl_dtype_get_f32(d.dtype, sraw, i);
+                        bh[i] = tl_dtype_get_f32(d.dtype, braw, i);
+                    }
+                    v.scales = sh;
+                    v.biases = bh;
+                }
+                const int fast = gemv_fast_ok(&d, x);
+                for (int r = 0; r < rows; r++) {
+                    tl_wdesc_dequant_row(&d, r, ref);
+                    double dot = 0.0, mag = 0.0;
+                    for (int c = 0; c < cols; c++) {
+                        const float got = w_get(v, r, c);
+                        dot += (double)ref[c] * x[c];
+                        mag += fabs((double)ref[c] * x[c]);
+                        if (!(fabsf(got - ref[c]) <= 1e-6f * (1.0f + fabsf(ref[c])))) {
+                            if (!bad++)
+                                snprintf(msg, cap, "w_get: bits %d group %d dtype %d row %d col "
+                                         "%d: %g, reference %g", bits, d.group_size, (int)d.dtype,
+                                         r, c, got, ref[c]);
+                        }
+                    }
+                    if (!fast) continue;
+                    /* the GEMV's 128-bit path, chunk by chunk, as one lane sequence */
+                    const uint4 *rw = (const uint4 *)(data + (size_t)r * d.row_bytes);
+                    const int E = 128 / bits;
+                    double acc = 0.0;
+                    for (int ch = 0; ch < (int)(d.row_bytes / 16); ch++) {
+                        const int c0 = ch * E;
+                        const size_t g = (size_t)r * v.ng + (size_t)(c0 / v.gs);
+                        float sx;
+                        const float sxq = chunk_dot(rw[ch], x + c0, bits, &sx);
+                        acc += sh[g] * sxq + bh[g] * sx;
+                    }
+                    if (!(fabs(acc - dot) <= 1e-5 * (1.0 + mag))) {
+                        if (!bad++)
+                            snprintf(msg, cap, "chunk_dot: bits %d group %d dtype %d row %d: "
+                                     "%.9g, reference %.9g", bits, d.group_size, (int)d.dtype, r,
+                                     acc, dot);
+                    }
+                }
+            }
+out:
+    free(ref);
+    free(x);
+    free(data);
+    free(sh);
+    free(bh);
+    free(sraw);
+    free(braw);
+    return bad;
 }
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
