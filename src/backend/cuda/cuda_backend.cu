@@ -35,7 +35,7 @@ extern "C" {
 
 #define CU_GEMV_MAX_N 8   /* batches up to this many rows use the GEMV kernel */
 #define CU_GEMV_NB 4      /* input rows per pass of the GEMV kernel */
-#define CU_ATT_WARPS 4    /* warps per attention block */
+#define CU_ATT_WARPS 8    /* warps per attention block */
 #define CU_GDN_THREADS 256
 #define CU_MAX_HEAD_DIM 512
 
@@ -932,7 +932,8 @@ extern "C" int tl_cuda_host_selfcheck(char *msg, size_t cap) {
     float *ref = (float *)malloc(cols * sizeof(float));
     float *x = NULL;
     uint8_t *data = (uint8_t *)malloc((size_t)rows * cols * 4);
-    float *sh = (float *)malloc((size_t)rows * cols * 4), *bh = (float *)malloc((size_t)rows * cols * 4);
+    float *sh = (float *)malloc((size_t)rows * cols * 4);
+    float *bh = (float *)malloc((size_t)rows * cols * 4);
     uint16_t *sraw = (uint16_t *)malloc((size_t)rows * cols * 4);
     uint16_t *braw = (uint16_t *)malloc((size_t)rows * cols * 4);
     if (posix_memalign((void **)&x, 16, cols * sizeof(float)) != 0) x = NULL;
