@@ -40,7 +40,8 @@ enum {
 };
 
 /* Encode len bytes of text. *ids is malloc'd (caller frees with free()), *n_ids its length.
- * Inputs longer than 1 GiB fail with TL_ELIMIT. */
+ * Inputs over 1 GiB, and a single pre-token (one regex match, e.g. a run of letters) over
+ * 1 MiB, fail with TL_ELIMIT rather than take unbounded memory; HF would encode them. */
 int tl_tok_encode(const tl_tokenizer *tok, const char *text, size_t len, unsigned flags,
                   int32_t **ids, size_t *n_ids, struct tl_err *err);
 
