@@ -376,6 +376,8 @@ SNIPPETS = [
     ("{{ [1]|tojson(bogus=1) }}", {}), ("{{ u|float }}", {}), ("{{ 0 ** -1 }}", {}), ("{{ ''.ljust() }}", {}),
     ("{{ 6 is == 6 }}", {}), ("{{ range(08) }}", {}),
     ("{{ ['a\u00a0b', 'é', 'x\u200by', 'z\u2028', '日本', '🙂', 'tab\there', 'nl\nx'] }}", {}),
+    ("{{ d|tojson(separators=(',', ':')) }} {{ d|tojson(indent=1, separators=(';', '=')) }}", {"d": {"a": [1, 2], "b": "é"}}),
+    ("{{ d|tojson(ensure_ascii=true) }} {{ d|tojson(ensure_ascii=false) }}", {"d": {"é": "日本 🙂 \u00ff\n"}}),
     # errors jinja2 raises at run time
     ("{{ foo.bar }}", {}), ("{{ foo + 1 }}", {}), ("{{ 1 + 'a' }}", {}), ("{{ 1 < 'a' }}", {}),
     ("{{ 'a' in none }}", {}), ("{{ 1 in 'abc' }}", {}), ("{% for x in none %}{% endfor %}", {}),

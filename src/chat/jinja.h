@@ -162,9 +162,13 @@ jv jbuf_str(jbuf *b);
 /* str(v) as Python prints it (repr inside containers); tojson as json.dumps. */
 void jv_write_str(jbuf *b, jv v);
 void jv_write_repr(jbuf *b, jv v);
-/* indent < 0: compact (", " and ": "); returns 0 or -1 with *bad set to an unserialisable value */
-int jv_write_json(jbuf *b, jv v, int indent, const char *indent_str, int sort_keys, int depth,
-                  jv *bad);
+/* json.dumps options: indent NULL = one line; separators NULL = Python's defaults (", " or ","
+ * with indent, and ": "). Returns 0, or -1 with *bad set to a value JSON cannot hold. */
+typedef struct jjson_opts {
+    const char *indent, *item_sep, *key_sep;
+    int sort_keys, ensure_ascii;
+} jjson_opts;
+int jv_write_json(jbuf *b, jv v, const jjson_opts *o, int depth, jv *bad);
 jv jv_to_str(jctx *c, jv v);
 void jv_format_float(char *buf, size_t cap, double f);   /* Python repr(float) */
 

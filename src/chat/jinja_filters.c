@@ -373,10 +373,19 @@ static jv f_tojson(jctx *c, jv in, const jargs *a) {
             istr = ibuf;
         }
     }
+    jjson_opts jo = {.indent = istr, .sort_keys = arg_bool(sk, 0),
+                     .ensure_ascii = arg_bool(jargs_get(c, a, -1, "ensure_ascii", NOARG), 0)};
+    jv seps = jargs_get(c, a, -1, "separators", NOARG);
+    if (!absent(seps) && seps.t != JV_NONE) {
+        if (seps.t != JV_LIST || seps.u.l->n != 2 || seps.u.l->v[0].t != JV_STR || seps.u.l->v[1].t != JV_STR)
+            ferr(c, "tojson separators must be a pair of strings%s%s", "", "");
+        jo.item_sep = seps.u.l->v[0].u.s->s;
+        jo.key_sep = seps.u.l->v[1].u.s->s;
+    }
     jbuf b;
     jbuf_init(&b, c, c->lim.max_output);
     jv bad;
-    if (jv_write_json(&b, in, 0, istr, arg_bool(sk, 0), 0, &bad)) {
+    if (jv_write_json(&b, in, &jo, 0, &bad)) {
         if (bad.t == JV_UNDEF) ferr(c, "Object of type %s is not JSON serializable%s", "Undefined", "");
         ferr(c, "Object of type %s is not JSON serializable%s", jv_type_name(bad), "");
     }

@@ -396,7 +396,7 @@ jv jv_to_str(jctx *c, jv v) {
 }
 
 /* ---- json.dumps ----------------------------------------------------------------------------- */
-static void write_json_str(jbuf *b, const char *s, size_t n) {
+static void write_json_str(jbuf *b, const char *s, size_t n, int ascii) {
     jbuf_putc(b, '"');
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -413,6 +413,20 @@ static void write_json_str(jbuf *b, const char *s, size_t n) {
         case '\f': esc = "\\f"; break;
         default:
             if (ch < 0x20) { snprintf(tmp, sizeof tmp, "\\u%04x", ch); esc = tmp; }
+            else if (ascii && ch >= 0x80) { /* \\uXXXX, surrogate pairs above the BMP */
+                utf8proc_int32_t cp;
+                utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+                if (k > 0) {
+                    jbuf_put(b, s + i - run, run);
+                    run = 0;
+                    if (cp >= 0x10000) {
+                        cp -= 0x10000;
+                        jbuf_printf(b, "\\u%04x\\u%04x", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+                    } else jbuf_printf(b, "\\u%04x", cp);
+                    i += (size_t)k - 1;
+                    continue;
+                }
+            }
         }
         if (esc) {
             jbuf_put(b, s + i - run, run);
@@ -436,10 +450,10 @@ static int key_cmp(const void *a, const void *b) {
     return r ? r : (x->u.s->len > y->u.s->len) - (x->u.s->len < y->u.s->len);
 }
 
-static int json_key(jbuf *b, jv k, jv *bad) {
+static int json_key(jbuf *b, jv k, int ascii, jv *bad) {
     char tmp[64];
     switch (k.t) {
-    case JV_STR: write_json_str(b, k.u.s->s, k.u.s->len); return 0;
+    case JV_STR: write_json_str(b, k.u.s->s, k.u.s->len, ascii); return 0;
     case JV_INT: jbuf_printf(b, "\"%lld\"", (long long)k.u.i); return 0;
     case JV_BOOL: jbuf_put(b, k.u.b ? "\"true\"" : "\"false\"", k.u.b ? 6 : 7); return 0;
     case JV_NONE: jbuf_put(b, "\"null\"", 6); return 0;
@@ -451,10 +465,13 @@ static int json_key(jbuf *b, jv k, jv *bad) {
     }
 }
 
-int jv_write_json(jbuf *b, jv v, int indent, const char *ind, int sort_keys, int depth, jv *bad) {
+int jv_write_json(jbuf *b, jv v, const jjson_opts *o, int depth, jv *bad) {
     char tmp[64];
     if (depth > 512) { *bad = v; return -1; }
-    const char *item_sep = ind ? "," : ", ";
+    const char *ind = o->indent;
+    const char *item_sep = o->item_sep ? o->item_sep : ind ? "," : ", ";
+    const char *key_sep = o->key_sep ? o->key_sep : ": ";
+    int sort_keys = o->sort_keys;
     switch (v.t) {
     case JV_NONE: jbuf_put(b, "null", 4); return 0;
     case JV_BOOL: v.u.b ? jbuf_put(b, "true", 4) : jbuf_put(b, "false", 5); return 0;
@@ -464,14 +481,14 @@ int jv_write_json(jbuf *b, jv v, int indent, const char *ind, int sort_keys, int
         else if (isinf(v.u.f)) v.u.f < 0 ? jbuf_put(b, "-Infinity", 9) : jbuf_put(b, "Infinity", 8);
         else { jv_format_float(tmp, sizeof tmp, v.u.f); jbuf_put(b, tmp, strlen(tmp)); }
         return 0;
-    case JV_STR: write_json_str(b, v.u.s->s, v.u.s->len); return 0;
+    case JV_STR: write_json_str(b, v.u.s->s, v.u.s->len, o->ensure_ascii); return 0;
     case JV_LIST:
         if (!v.u.l->n) { jbuf_put(b, "[]", 2); return 0; }
         jbuf_putc(b, '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) jbuf_put(b, item_sep, strlen(item_sep));
             if (ind) json_newline(b, ind, depth + 1);
-            if (jv_write_json(b, v.u.l->v[i], indent, ind, sort_keys, depth + 1, bad)) return -1;
+            if (jv_write_json(b, v.u.l->v[i], o, depth + 1, bad)) return -1;
         }
         if (ind) json_newline(b, ind, depth);
         jbuf_putc(b, ']');
@@ -495,9 +512,9 @@ int jv_write_json(jbuf *b, jv v, int indent, const char *ind, int sort_keys, int
             size_t i = order[j];
             if (j) jbuf_put(b, item_sep, strlen(item_sep));
             if (ind) json_newline(b, ind, depth + 1);
-            if (json_key(b, d->k[i], bad)) return -1;
-            jbuf_put(b, ": ", 2);
-            if (jv_write_json(b, d->v[i], indent, ind, sort_keys, depth + 1, bad)) return -1;
+            if (json_key(b, d->k[i], o->ensure_ascii, bad)) return -1;
+            jbuf_put(b, key_sep, strlen(key_sep));
+            if (jv_write_json(b, d->v[i], o, depth + 1, bad)) return -1;
         }
         if (ind) json_newline(b, ind, depth);
         jbuf_putc(b, '}');
