@@ -68,6 +68,23 @@ int main(void) {
         CHECKF(rc == 2, "%s -> %d", cmd, rc);
         CHECKF(strstr(out, bad[i][1]) != NULL, "%s: message lacks '%s': %s", cmd, bad[i][1], out);
     }
+    /* an --out that cannot be written fails at once, naming the flag (a directory, no parent) */
+    const char *outs[] = {tmp, "/nonexistent-dir/l.bin"};
+    for (size_t i = 0; i < TL_ARRAY_LEN(outs); i++) {
+        snprintf(cmd, sizeof cmd, "'%s' logits --model " LLAMA_DATA "/llama-a/bf16 --prompt-ids 1 "
+                 "--out %s 2>&1", bin, outs[i]);
+        int rc = run(cmd, out, sizeof out);
+        int lines = 0;
+        for (const char *p = out; *p; p++) lines += *p == '\n';
+        CHECKF(rc == 2 && strstr(out, "--out") && lines == 1, "%s -> %d: %s", cmd, rc, out);
+    }
+    /* a failed run leaves no file behind */
+    char gone[600];
+    snprintf(gone, sizeof gone, "%s/never.bin", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' logits --model " LLAMA_DATA "/llama-a/bf16 --prompt-ids 999 "
+             "--out %s 2>&1", bin, gone);
+    CHECK(run(cmd, out, sizeof out) == 2);
+    CHECKF(!tl_file_exists(gone), "%s was left behind by a failed run", gone);
     free(ref);
     free(pr);
     rm_rf(tmp);

@@ -2,9 +2,11 @@
  * run the prompt through the model and write the last position's logits as little-endian
  * float32 (vocab_size floats) to FILE; print a one-line summary (vocab, argmax, max |logit|,
  * backend). Exit 0 ok, 1 runtime failure, 2 bad usage or input (the message says which). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
@@ -20,9 +22,8 @@ static void usage(FILE *f) {
                "  --exact            use the scalar reference kernels\n");
 }
 
-static int write_le_f32(const char *path, const float *v, int n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
+/* Writes and closes f. */
+static int write_le_f32(FILE *f, const float *v, int n) {
     int ok = 1;
     for (int i = 0; i < n && ok; i++) {
         uint32_t u;
@@ -73,6 +74,16 @@ int cmd_logits(int argc, char **argv) {
         free(ids);
         return 2;
     }
+    /* --out is opened first, so a bad path fails before the model is loaded and run; a file
+     * this run created is removed again when the run fails (never one that was there, such as
+     * /dev/null) */
+    int created = access(out, F_OK) != 0;
+    FILE *fout = fopen(out, "wb");
+    if (!fout) {
+        cli_error("logits: --out %s: %s", out, strerror(errno));
+        free(ids);
+        return 2;
+    }
     tl_err err = {0};
     tl_engine *e = NULL;
     tl_engine_opts o = {.model = model, .threads = (int)threads, .exact = exact,
@@ -87,6 +98,8 @@ int cmd_logits(int argc, char **argv) {
     if (rc) {
         cli_error("logits: %s", err.msg);
         free(ids);
+        fclose(fout);
+        if (created) remove(out);
         return rc == -TL_ENOMEM || rc == -TL_ERUNTIME ? 1 : 2;
     }
     const tl_model_info *info = tl_engine_info(e);
@@ -100,10 +113,12 @@ int cmd_logits(int argc, char **argv) {
         free(logits);
         free(ids);
         tl_engine_close(e);
+        fclose(fout);
+        if (created) remove(out);
         return code;
     }
-    if (write_le_f32(out, logits, V)) {
-        cli_error("logits: cannot write %s", out);
+    if (write_le_f32(fout, logits, V)) {
+        cli_error("logits: cannot write %s: %s", out, strerror(errno));
         free(logits);
         free(ids);
         tl_engine_close(e);
