@@ -152,13 +152,16 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
     const uint8_t *src = d->data;
     size_t row_bits = (size_t)d->cols * (size_t)d->bits;
     const uint8_t *sc = d->scales, *bi = d->biases;
+    /* Row by row, so the file is read sequentially (one stream, page faults in order); the
+     * writes scatter inside the row block's region, which stays in L2. */
     for (int rb = 0; rb < w->rblocks; rb++) {
-        for (int g = 0; g < w->groups; g++) {
-            uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
-            uint8_t *wb = gp + 32 * w->sbytes;
-            for (int i = 0; i < 16; i++) {
-                int r = rb * 16 + i;
-                if (r >= d->rows) break; /* padding rows stay zero */
+        for (int i = 0; i < 16; i++) {
+            int r = rb * 16 + i;
+            if (r >= d->rows) break; /* padding rows stay zero */
+            const uint8_t *row = src + (size_t)r * (row_bits / 8);
+            for (int g = 0; g < w->groups; g++) {
+                uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+                uint8_t *wb = gp + 32 * w->sbytes;
                 size_t si = (size_t)r * w->groups + g;
                 if (w->sbytes == 2) { /* constant sizes: inlined, and safe for unaligned files */
                     memcpy(gp + 2 * i, sc + 2 * si, 2);
@@ -168,7 +171,6 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
                     memcpy(gp + 64 + 4 * i, bi + 4 * si, 4);
                 }
                 int c0 = g * w->gs;
-                const uint8_t *row = src + (size_t)r * (row_bits / 8);
                 if (w->bits == 8) {
                     for (int c = 0; c < w->gs / 4; c++) memcpy(wb + c * 64 + i * 4, row + c0 + 4 * c, 4);
                 } else {
