@@ -68,6 +68,7 @@ static void bench_usage(FILE *f) {
         "      --seed N           seed of the random prompts (default 0)\n");
 }
 
+/* 0: go on; 1: --help was printed; -1: a usage error (message printed). */
 static int parse_args(int argc, char **argv, bench_opts *o) {
     enum { O_PT = 256, O_NOWARM, O_THINK, O_PP, O_TG, O_FMT, O_PLOT, O_MLX, O_SHOW, O_BW, O_DEV,
            O_CTX, O_SEED, O_IGN };
@@ -96,6 +97,10 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     while ((c = getopt_long(argc, argv, ":m:p:n:r:t:h", lo, NULL)) != -1) {
         switch (c) {
         case 'm':
+            if (!*optarg) {
+                cli_error("bench: -m needs a model directory or org/name, got ''");
+                return -1;
+            }
             if (o->n_models == MAX_MODELS) {
                 cli_error("bench: at most %d models", MAX_MODELS);
                 return -1;
@@ -170,7 +175,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             o->seed = (uint64_t)v;
             break;
         case O_IGN: o->ignore_eos = 1; break;
-        case 'h': bench_usage(stdout); exit(0);
+        case 'h': bench_usage(stdout); return 1;
         case ':': cli_error("bench: %s needs a value", argv[optind - 1]); return -1;
         default: cli_error("bench: unknown option '%s' (tallow bench --help)", argv[optind - 1]);
             return -1;
@@ -194,6 +199,20 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     }
     if (!o->prompt && !o->prompt_tokens && !o->pp) o->prompt_tokens = 128;
     if (o->prompt_tokens || o->pp) o->ignore_eos = 1;
+    /* what can be known before any model is loaded is checked here, not after the run */
+    int want = o->pp ? o->pp + o->tg : o->prompt_tokens ? o->prompt_tokens + o->gen_tokens : 0;
+    if (o->ctx && want + 1 > o->ctx) {
+        cli_error("bench: --ctx %d is too small for %d prompt + generated tokens (give at least "
+                  "%d)", o->ctx, want, want + 1);
+        return -1;
+    }
+    if (o->plot) {
+        size_t pl = strlen(o->plot);
+        if (pl < 4 || strcmp(o->plot + pl - 4, ".svg")) {
+            cli_error("--plot: only .svg files are drawn (got '%s')", o->plot);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -422,7 +441,8 @@ fail:
 
 int cmd_bench(int argc, char **argv) {
     bench_opts o;
-    if (parse_args(argc, argv, &o)) return 2;
+    int prc = parse_args(argc, argv, &o);
+    if (prc) return prc == 1 ? 0 : 2;
     char cpu[256] = "";
     double peak_bw = o.peak_bw;
     int threads = o.threads > 0 ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -475,11 +495,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = failed == o.n_models ? 1 : 0;
     if (o.plot) {
         tl_err err = {0};
-        size_t pl = strlen(o.plot);
-        if (pl < 4 || strcmp(o.plot + pl - 4, ".svg")) {
-            cli_error("--plot: only .svg files are drawn (got '%s')", o.plot);
-            rc = 2;
-        } else if (tl_bench_plot_svg(o.plot, res, o.n_models, machine, &err)) {
+        if (tl_bench_plot_svg(o.plot, res, o.n_models, machine, &err)) {
             cli_error("%s", err.msg);
             rc = 1;
         } else {
