@@ -157,6 +157,10 @@ run not-a-repo-id
 check '[ $rc = 2 ] && echo "$errtxt" | grep -q "repo id"' "$errtxt"
 run org/tiny --bogus
 check '[ $rc = 2 ]'
+for f in --include --revision --token; do # an empty value is a mistake, not "match nothing"
+    run org/tiny $f ''
+    check '[ $rc = 2 ] && echo "$errtxt" | grep -q -- "$f needs a value"' "$f '': $errtxt"
+done
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

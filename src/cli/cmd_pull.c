@@ -80,7 +80,7 @@ int cmd_pull(int argc, char **argv) {
             o.retries = (int)r;
             i++;
         } else if (!strcmp(a, "--revision") || !strcmp(a, "--include") || !strcmp(a, "--token")) {
-            if (!val) {
+            if (!val || !*val) {
                 cli_error("pull: %s needs a value", a);
                 free(inc);
                 return 2;
