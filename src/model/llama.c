@@ -236,21 +236,10 @@ static int llama_forward(tl_model *m, const tl_batch *b, tl_err *err) {
         be->attention(be, r->att, r->q, b->kv, l, &b->rows, nh, nkv, hd, scale);
         be->matmul(be, L->o.w, r->att, r->xn, n);
         be->add(be, r->x, r->xn, (size_t)n * H);
-        be->rmsnorm(be, r->xn, r->x, L->mlp_norm, n, H, eps);
-        be->matmul(be, L->gate.w, r->xn, r->gate, n);
-        be->matmul(be, L->up.w, r->xn, r->up, n);
-        be->swiglu(be, r->gate, r->gate, r->up, (size_t)n * I);
-        be->matmul(be, L->down.w, r->gate, r->xn, n);
-        be->add(be, r->x, r->xn, (size_t)n * H);
+        tl_model_mlp(be, r->x, r->xn, r->gate, r->up, L->mlp_norm, &L->gate, &L->up, &L->down, n,
+                     H, I, eps);
     }
-    if (b->n_out == 0) return 0;
-    /* Only rows that want logits go through the head: gather them first. */
-    for (int i = 0; i < b->n_out; i++)
-        be->copy_rows(be, r->hout + (size_t)i * H, H, 0, r->x + (size_t)b->out_rows[i] * H, H, 0,
-                      1, H);
-    be->rmsnorm(be, r->hout, r->hout, w->norm, b->n_out, H, eps);
-    be->matmul(be, w->head->w, r->hout, r->logits, b->n_out);
-    be->to_host(be, b->logits, r->logits, (size_t)b->n_out * c->vocab_size * sizeof(float));
+    tl_model_head(be, b, r->x, r->hout, r->logits, w->norm, w->head, H, c->vocab_size, eps);
     return 0;
 }
 

@@ -290,6 +290,28 @@ int tl_model_open_parts(tl_model **out, const char *dir, tl_config *cfg, tl_st_s
     return 0;
 }
 
+void tl_model_mlp(tl_backend *be, float *x, float *xn, float *g, float *u, const float *norm,
+                  const tl_weight *gate, const tl_weight *up, const tl_weight *down, int n, int H,
+                  int I, float eps) {
+    be->rmsnorm(be, xn, x, norm, n, H, eps);
+    be->matmul(be, gate->w, xn, g, n);
+    be->matmul(be, up->w, xn, u, n);
+    be->swiglu(be, g, g, u, (size_t)n * I);
+    be->matmul(be, down->w, g, xn, n);
+    be->add(be, x, xn, (size_t)n * H);
+}
+
+void tl_model_head(tl_backend *be, const tl_batch *b, const float *x, float *hout, float *logits,
+                   const float *norm, const tl_weight *head, int H, int vocab, float eps) {
+    if (b->n_out == 0) return;
+    /* only the rows that want logits go through the head: gather them first */
+    for (int i = 0; i < b->n_out; i++)
+        be->copy_rows(be, hout + (size_t)i * H, H, 0, x + (size_t)b->out_rows[i] * H, H, 0, 1, H);
+    be->rmsnorm(be, hout, hout, norm, b->n_out, H, eps);
+    be->matmul(be, head->w, hout, logits, b->n_out);
+    be->to_host(be, b->logits, logits, (size_t)b->n_out * vocab * sizeof(float));
+}
+
 int tl_model_run_init(tl_model *m, const tl_run_dims *d, tl_err *err) {
     m->dims = *d;
     return m->arch->run_init(m, d, err);

@@ -112,4 +112,16 @@ void tl_model_vector_free(tl_model *m, float *v, int n);
 /* Whether the module <module> exists (its .weight). */
 int tl_model_has(const tl_model *m, const char *module, int root);
 
+/* ---- blocks every architecture shares (written once against the backend table) ------------- */
+
+/* The SwiGLU MLP half of a pre-norm decoder layer, residual included, over n rows:
+ * x += down(silu(gate(rmsnorm(x))) * up(rmsnorm(x))). Scratch: xn [n, H], g and u [n, I]. */
+void tl_model_mlp(tl_backend *be, float *x, float *xn, float *g, float *u, const float *norm,
+                  const tl_weight *gate, const tl_weight *up, const tl_weight *down, int n, int H,
+                  int I, float eps);
+/* The output head: the rows b->out_rows of x go through the final norm and the LM head, and
+ * their logits land in b->logits (host). Scratch: hout [n_out, H], logits [n_out, vocab]. */
+void tl_model_head(tl_backend *be, const tl_batch *b, const float *x, float *hout, float *logits,
+                   const float *norm, const tl_weight *head, int H, int vocab, float eps);
+
 #endif

@@ -474,20 +474,10 @@ static int q35_forward(tl_model *m, const tl_batch *bt, tl_err *err) {
         if (L->full) q35_attention(m, L, bt);
         else q35_linear(m, L, bt);
         be->add(be, r->x, r->xn, (size_t)n * H);
-        be->rmsnorm(be, r->xn, r->x, L->mlp_norm, n, H, eps);
-        be->matmul(be, L->gate.w, r->xn, r->ff_gate, n);
-        be->matmul(be, L->up.w, r->xn, r->ff_up, n);
-        be->swiglu(be, r->ff_gate, r->ff_gate, r->ff_up, (size_t)n * I);
-        be->matmul(be, L->down.w, r->ff_gate, r->xn, n);
-        be->add(be, r->x, r->xn, (size_t)n * H);
+        tl_model_mlp(be, r->x, r->xn, r->ff_gate, r->ff_up, L->mlp_norm, &L->gate, &L->up,
+                     &L->down, n, H, I, eps);
     }
-    if (bt->n_out == 0) return 0;
-    for (int i = 0; i < bt->n_out; i++)
-        be->copy_rows(be, r->hout + (size_t)i * H, H, 0, r->x + (size_t)bt->out_rows[i] * H, H, 0,
-                      1, H);
-    be->rmsnorm(be, r->hout, r->hout, w->norm, bt->n_out, H, eps);
-    be->matmul(be, w->head->w, r->hout, r->logits, bt->n_out);
-    be->to_host(be, bt->logits, r->logits, (size_t)bt->n_out * c->vocab_size * sizeof(float));
+    tl_model_head(be, bt, r->x, r->hout, r->logits, w->norm, w->head, H, c->vocab_size, eps);
     return 0;
 }
 
