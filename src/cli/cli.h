@@ -23,4 +23,7 @@ int cli_parse_ids(const char *s, const char *flag, int32_t **out);
 /* Strict number parsing for flags: 0 ok, -1 (message printed) when not a number in range. */
 int cli_parse_int(const char *s, const char *flag, long lo, long hi, long *out);
 int cli_parse_float(const char *s, const char *flag, double lo, double hi, double *out);
+/* The tokenizer of --tokenizer FILE, or of --model (a directory or a repo id in the Hugging Face
+ * cache): 0, or nonzero with the message printed. */
+int cli_tok_load(const char *model, const char *file, tl_tokenizer **tok);
 #endif

@@ -43,22 +43,14 @@ int cmd_detokenize(int argc, char **argv) {
     int n = cli_parse_ids(ids_arg, "--ids", &ids);
     if (n < 0) return 2;
     tl_tokenizer *tok;
-    tl_err err = {0};
-    int rc;
-    if (file) rc = tl_tok_load(file, &tok, &err);
-    else {
-        char dir[4096];
-        rc = tl_model_locate(model, NULL, dir, sizeof dir, &err);
-        if (!rc) rc = tl_tok_load_dir(dir, &tok, &err);
-    }
-    if (rc) {
-        cli_error("%s", err.msg);
+    if (cli_tok_load(model, file, &tok)) {
         free(ids);
         return 1;
     }
+    tl_err err = {0};
     char *text;
     size_t len;
-    rc = tl_tok_decode(tok, ids, (size_t)n, skip, &text, &len, &err);
+    int rc = tl_tok_decode(tok, ids, (size_t)n, skip, &text, &len, &err);
     free(ids);
     tl_tok_free(tok);
     if (rc) {

@@ -16,20 +16,6 @@ static void usage(FILE *f) {
           f);
 }
 
-/* Load from --tokenizer FILE, or from --model (a directory or a repo id in the HF cache). */
-static int load_tok(const char *model, const char *file, tl_tokenizer **tok) {
-    tl_err err = {0};
-    int rc;
-    if (file) rc = tl_tok_load(file, tok, &err);
-    else {
-        char dir[4096];
-        rc = tl_model_locate(model, NULL, dir, sizeof dir, &err);
-        if (!rc) rc = tl_tok_load_dir(dir, tok, &err);
-    }
-    if (rc) cli_error("%s", err.msg);
-    return rc;
-}
-
 static char *read_stdin(size_t *n) {
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
@@ -90,7 +76,7 @@ int cmd_tokenize(int argc, char **argv) {
         return 2;
     }
     tl_tokenizer *tok;
-    if (load_tok(model, file, &tok)) return 1;
+    if (cli_tok_load(model, file, &tok)) return 1;
     size_t len;
     char *owned = NULL;
     if (text) len = strlen(text);

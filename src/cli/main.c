@@ -114,6 +114,19 @@ int cli_parse_ids(const char *s, const char *flag, int32_t **out) {
     return n;
 }
 
+int cli_tok_load(const char *model, const char *file, tl_tokenizer **tok) {
+    tl_err err = {0};
+    int rc;
+    if (file) rc = tl_tok_load(file, tok, &err);
+    else {
+        char dir[4096];
+        rc = tl_model_locate(model, NULL, dir, sizeof dir, &err);
+        if (!rc) rc = tl_tok_load_dir(dir, tok, &err);
+    }
+    if (rc) cli_error("%s", err.msg);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
