@@ -240,7 +240,8 @@ static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *
     if (n <= 0) return;
     mm_job j = {.c = c, .w = w, .x = x, .y = y, .n = n};
     if (w->kind != CPU_W_QR16) {
-        tl_pool_run(c->pool, job_dense, &j);
+        if ((size_t)w->rows * w->cols * n < 65536) job_dense(&j, 0, 1);
+        else tl_pool_run(c->pool, job_dense, &j);
         return;
     }
     j.levels = n <= 8 ? c->xq_small : c->xq_large;
@@ -264,7 +265,8 @@ static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *
     j.nrb_tasks = (w->rblocks + j.rbchunk - 1) / j.rbchunk;
     j.ntasks = nmc * j.nrb_tasks;
     atomic_store(&j.next, 0);
-    tl_pool_run(c->pool, job_qr16, &j);
+    if (j.ntasks == 1) job_qr16(&j, 0, 1); /* tiny matrix: no need to wake anyone */
+    else tl_pool_run(c->pool, job_qr16, &j);
 }
 
 static void cpu_embed(tl_backend *be, const tl_wmat *w, const int32_t *ids, float *y, int n) {
