@@ -378,6 +378,9 @@ SNIPPETS = [
     ("{{ ['a\u00a0b', 'é', 'x\u200by', 'z\u2028', '日本', '🙂', 'tab\there', 'nl\nx'] }}", {}),
     ("{{ d|tojson(separators=(',', ':')) }} {{ d|tojson(indent=1, separators=(';', '=')) }}", {"d": {"a": [1, 2], "b": "é"}}),
     ("{{ d|tojson(ensure_ascii=true) }} {{ d|tojson(ensure_ascii=false) }}", {"d": {"é": "日本 🙂 \u00ff\n"}}),
+    ("{{ -7 % 0.5 }} {{ 7 % -0.5 }} {{ 7.5 % 2 }}", {}),
+    ("{% macro m() %}{% endmacro %}{{ m }}{% for x in [1, 2] %}{{ loop }}{% endfor %}", {}),
+    ("a\n{#-", {}), ("{{ 'x'|replace('d') }}", {}),
     # errors jinja2 raises at run time
     ("{{ foo.bar }}", {}), ("{{ foo + 1 }}", {}), ("{{ 1 + 'a' }}", {}), ("{{ 1 < 'a' }}", {}),
     ("{{ 'a' in none }}", {}), ("{{ 1 in 'abc' }}", {}), ("{% for x in none %}{% endfor %}", {}),

@@ -436,6 +436,7 @@ jv jv_binop(jctx *c, int op, jv a, jv b) {
             } else {
                 double m = fmod(fx, fy);
                 if (m != 0 && ((m < 0) != (fy < 0))) m += fy;
+                if (m == 0) m = copysign(0.0, fy); /* Python: the sign of the divisor */
                 return jv_float(m);
             }
         case OP_POW:

@@ -641,6 +641,7 @@ jv jv_apply_filter(jctx *c, const char *name, jv in, const jargs *a) {
     if (!strcmp(name, "title")) return case_map(c, in, CASE_TITLE_JINJA);
     if (!strcmp(name, "capitalize")) return case_map(c, in, CASE_CAPITALIZE);
     if (!strcmp(name, "replace")) {
+        if (a->n + a->nkw < 2) ferr(c, "replace() missing 1 required positional argument: 'new'%s%s", "", "");
         jv s = S(c, in);
         return do_replace(c, s, S(c, jargs_get(c, a, 0, "old", jv_cstr(c, ""))),
                           S(c, jargs_get(c, a, 1, "new", jv_cstr(c, ""))),

@@ -339,6 +339,7 @@ static void lex(parser *p) {
             for (size_t q = body; q + 1 < p->len; q++)
                 if (p->src[q] == '#' && p->src[q + 1] == '}') { end = p->src + q; break; }
             if (!end) {
+                if (body >= p->len) break; /* "{#" as the very last bytes: jinja2 ends quietly */
                 int l, c;
                 line_col(p, t, &l, &c);
                 pfail(p, l, c, "unterminated comment");

@@ -381,9 +381,11 @@ void jv_write_str(jbuf *b, jv v) {
     case JV_FLOAT: jv_format_float(tmp, sizeof tmp, v.u.f); jbuf_put(b, tmp, strlen(tmp)); return;
     case JV_STR: jbuf_put(b, v.u.s->s, v.u.s->len); return;
     case JV_LIST: case JV_DICT: case JV_NS: jv_write_repr(b, v); return;
-    case JV_MACRO: jbuf_put(b, "<Macro>", 7); return;
+    case JV_MACRO: jbuf_printf(b, "<Macro '%s'>", v.u.m->def->name); return;
     case JV_FUNC: jbuf_put(b, "<function>", 10); return;
-    case JV_LOOP: jbuf_put(b, "<LoopContext>", 13); return;
+    case JV_LOOP:
+        jbuf_printf(b, "<LoopContext %zu/%zu>", v.u.loop->idx + 1, v.u.loop->items.u.l->n);
+        return;
     }
 }
 
