@@ -26,4 +26,7 @@ int cli_parse_float(const char *s, const char *flag, double lo, double hi, doubl
 /* The tokenizer of --tokenizer FILE, or of --model (a directory or a repo id in the Hugging Face
  * cache): 0, or nonzero with the message printed. */
 int cli_tok_load(const char *model, const char *file, tl_tokenizer **tok);
+/* All of stdin, NUL-terminated (*n, when given, excludes the NUL); NULL with the message printed
+ * when it cannot be read or is over 1 GiB. */
+char *cli_read_stdin(size_t *n);
 #endif

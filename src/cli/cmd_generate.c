@@ -714,23 +714,6 @@ void cli_show_free(cli_show *s) {
 }
 
 /* ---- generate ------------------------------------------------------------------------------- */
-static char *read_stdin(void) {
-    size_t n = 0, cap = 4096;
-    char *b = malloc(cap);
-    if (!b) return NULL;
-    size_t r;
-    while ((r = fread(b + n, 1, cap - n - 1, stdin)) > 0) {
-        n += r;
-        if (n + 1 == cap) {
-            char *nb = cap < (1u << 30) ? realloc(b, cap *= 2) : NULL;
-            if (!nb) return free(b), NULL;
-            b = nb;
-        }
-    }
-    b[n] = 0;
-    return b;
-}
-
 static json_t *ids_json(const int32_t *ids, int n) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
@@ -768,7 +751,10 @@ int cmd_generate(int argc, char **argv) {
     } else {
         const char *p = a.prompt ? a.prompt : "hello";
         if (!strcmp(p, "-")) {
-            if (!(prompt_buf = read_stdin())) goto oom;
+            if (!(prompt_buf = cli_read_stdin(NULL))) { /* says why */
+                exit_code = 1;
+                goto out;
+            }
         } else if (!(prompt_buf = strdup(p))) {
             goto oom;
         }

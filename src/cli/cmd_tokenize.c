@@ -8,43 +8,11 @@
 
 #include "cli/cli.h"
 
-#define STDIN_MAX (1u << 30)
 
 static void usage(FILE *f) {
     fputs("usage: tallow tokenize (--model DIR|REPO | --tokenizer FILE) [--no-special]\n"
           "                       [--format text|json] [--text T]   (text from stdin otherwise)\n",
           f);
-}
-
-static char *read_stdin(size_t *n) {
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (len == cap) {
-            if (cap >= STDIN_MAX) {
-                cli_error("stdin is over %u bytes", STDIN_MAX);
-                free(buf);
-                return NULL;
-            }
-            char *b = realloc(buf, cap * 2);
-            if (!b) break;
-            buf = b, cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, stdin);
-        len += got;
-        if (got == 0) {
-            if (ferror(stdin)) {
-                cli_error("reading stdin failed");
-                free(buf);
-                return NULL;
-            }
-            *n = len;
-            return buf;
-        }
-    }
-    free(buf);
-    cli_error("out of memory reading stdin");
-    return NULL;
 }
 
 int cmd_tokenize(int argc, char **argv) {
@@ -81,7 +49,7 @@ int cmd_tokenize(int argc, char **argv) {
     char *owned = NULL;
     if (text) len = strlen(text);
     else {
-        owned = read_stdin(&len);
+        owned = cli_read_stdin(&len);
         if (!owned) {
             tl_tok_free(tok);
             return 1;

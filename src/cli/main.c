@@ -114,6 +114,40 @@ int cli_parse_ids(const char *s, const char *flag, int32_t **out) {
     return n;
 }
 
+#define CLI_STDIN_MAX (1u << 30)
+
+char *cli_read_stdin(size_t *n) {
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (len + 1 >= cap) { /* room for the NUL */
+            if (cap >= CLI_STDIN_MAX) {
+                cli_error("stdin is over %u bytes", CLI_STDIN_MAX);
+                free(buf);
+                return NULL;
+            }
+            char *b = realloc(buf, cap * 2);
+            if (!b) break;
+            buf = b, cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, stdin);
+        len += got;
+        if (got == 0) {
+            if (ferror(stdin)) {
+                cli_error("reading stdin failed");
+                free(buf);
+                return NULL;
+            }
+            buf[len] = 0;
+            if (n) *n = len;
+            return buf;
+        }
+    }
+    free(buf);
+    cli_error("out of memory reading stdin");
+    return NULL;
+}
+
 int cli_tok_load(const char *model, const char *file, tl_tokenizer **tok) {
     tl_err err = {0};
     int rc;
