@@ -48,5 +48,14 @@ int main(void) {
     size_t len;
     CHECK(tl_read_file("/nonexistent/x", 10, &buf, &len, &e) == -TL_EIO);
     CHECK(strstr(e.msg, "/nonexistent/x") != NULL);
+
+    /* tl_strbuf: an empty add still gives a string; growth keeps every byte and the NUL; a size
+     * that would overflow is refused and leaves the buffer as it was */
+    tl_strbuf sb = {0};
+    CHECK(tl_strbuf_add(&sb, "", 0) == 0 && sb.p && sb.p[0] == 0 && sb.n == 0);
+    for (int i = 0; i < 1000; i++) CHECK(tl_strbuf_add(&sb, "abc", 3) == 0);
+    CHECK(sb.n == 3000 && strlen(sb.p) == 3000 && !memcmp(sb.p + 2997, "abc", 3));
+    CHECK(tl_strbuf_add(&sb, "x", SIZE_MAX) == -TL_ENOMEM && sb.n == 3000 && sb.p[3000] == 0);
+    free(sb.p);
     return test_done();
 }

@@ -324,10 +324,10 @@ static int chat_turn(chat *c, const char *user) {
     c->turns++;
 
     json_t *am = json_pack("{s:s,s:s%}", "role", "assistant", "content",
-                           show.content ? show.content : "", show.content ? show.n_content : 0);
-    if (am && show.reasoning && show.n_reasoning)
+                           show.content.p ? show.content.p : "", show.content.n);
+    if (am && show.reasoning.n)
         json_object_set_new(am, "reasoning_content",
-                            json_stringn(show.reasoning, show.n_reasoning));
+                            json_stringn(show.reasoning.p, show.reasoning.n));
     if (am) json_array_append_new(c->history, am);
     cli_show_free(&show);
     tl_gen_result_free(&res);

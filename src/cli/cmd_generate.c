@@ -642,24 +642,9 @@ int cli_render_continue(const cli_model *m, const cli_gen_args *a, const char *m
 }
 
 /* ---- streamed display ----------------------------------------------------------------------- */
-static void sbuf_add(char **p, size_t *n, size_t *cap, const char *s, size_t len) {
-    if (*n + len + 1 > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *n + len + 1) c *= 2;
-        char *np = realloc(*p, c);
-        if (!np) return;
-        *p = np;
-        *cap = c;
-    }
-    memcpy(*p + *n, s, len);
-    *n += len;
-    (*p)[*n] = 0;
-}
-
 static void show_part(void *ctx, int is_reasoning, const char *t, size_t n) {
     cli_show *s = ctx;
-    if (is_reasoning) sbuf_add(&s->reasoning, &s->n_reasoning, &s->cap_reasoning, t, n);
-    else sbuf_add(&s->content, &s->n_content, &s->cap_content, t, n);
+    (void)tl_strbuf_add(is_reasoning ? &s->reasoning : &s->content, t, n); /* OOM: shown, not kept */
     if (s->quiet) return;
     if (is_reasoning) {
         if (s->hide) return;
@@ -708,9 +693,10 @@ void cli_show_finish(cli_show *s) {
 }
 
 void cli_show_free(cli_show *s) {
-    free(s->reasoning);
-    free(s->content);
-    s->reasoning = s->content = NULL;
+    free(s->reasoning.p);
+    free(s->content.p);
+    memset(&s->reasoning, 0, sizeof s->reasoning);
+    memset(&s->content, 0, sizeof s->content);
 }
 
 /* ---- generate ------------------------------------------------------------------------------- */
@@ -871,10 +857,10 @@ int cmd_generate(int argc, char **argv) {
         json_object_set_new(o, "prompt_ids", ids_json(ids, (int)n_ids));
         json_object_set_new(o, "generated_ids", ids_json(res.ids, res.n_ids));
         json_object_set_new(o, "text", str_json(res.text, res.text_len));
-        json_object_set_new(o, "reasoning", show.reasoning && show.n_reasoning
-                                                ? str_json(show.reasoning, show.n_reasoning)
+        json_object_set_new(o, "reasoning", show.reasoning.n
+                                                ? str_json(show.reasoning.p, show.reasoning.n)
                                                 : json_null());
-        json_object_set_new(o, "content", str_json(show.content, show.n_content));
+        json_object_set_new(o, "content", str_json(show.content.p, show.content.n));
         json_object_set_new(o, "finish_reason",
                             json_string(res.finish == TL_FINISH_LENGTH ? "length" : "stop"));
         json_object_set_new(o, "seed", json_integer((json_int_t)(sp.seed & INT64_MAX)));

@@ -89,9 +89,7 @@ typedef struct cli_show {
     FILE *f;
     int tty, hide, shown_reasoning, in_reasoning, quiet;
     tl_think_split split;
-    /* the split text, kept for --format json */
-    char *reasoning, *content;
-    size_t n_reasoning, n_content, cap_reasoning, cap_content;
+    tl_strbuf reasoning, content; /* the split text, kept for --format json */
 } cli_show;
 /* 1 when the rendered prompt ends inside an open <think> block (the reply starts as reasoning). */
 int cli_prompt_opens_think(const char *prompt);

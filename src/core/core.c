@@ -216,3 +216,23 @@ uint16_t tl_f32_to_f16(float f) {
     if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
     return (uint16_t)h;
 }
+
+int tl_strbuf_add(tl_strbuf *b, const char *s, size_t n) {
+    size_t need;
+    if (!tl_add_ok(b->n, n, &need) || !tl_add_ok(need, 1, &need)) return -TL_ENOMEM;
+    if (need > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < need) {
+            if (c > SIZE_MAX / 2) return -TL_ENOMEM;
+            c *= 2;
+        }
+        char *np = realloc(b->p, c);
+        if (!np) return -TL_ENOMEM;
+        b->p = np;
+        b->cap = c;
+    }
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return 0;
+}

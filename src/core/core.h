@@ -59,6 +59,14 @@ int tl_dir_exists(const char *path);
 /* snprintf into buf; returns -TL_EINVAL if it would not fit. */
 int tl_path_join(char *buf, size_t cap, const char *a, const char *b);
 
+/* ---- growable text -------------------------------------------------------------------------- */
+typedef struct tl_strbuf {
+    char *p;     /* NUL-terminated once anything was added; NULL before; owned (free(p)) */
+    size_t n, cap;
+} tl_strbuf;
+/* Append n bytes of s, keeping a NUL after them. 0, or -TL_ENOMEM with the buffer unchanged. */
+int tl_strbuf_add(tl_strbuf *b, const char *s, size_t n);
+
 /* bf16 / f16 <-> f32 */
 static inline float tl_bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};

@@ -21,26 +21,6 @@ void tl_gen_result_free(tl_gen_result *r) {
     r->text = NULL;
 }
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} gbuf;
-
-static int gbuf_add(gbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->n + n + 1) c *= 2;
-        char *np = realloc(b->p, c);
-        if (!np) return -1;
-        b->p = np;
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-
 static int is_stop_id(const int32_t *ids, int n, int32_t t) {
     for (int i = 0; i < n; i++)
         if (ids[i] == t) return 1;
@@ -49,14 +29,14 @@ static int is_stop_id(const int32_t *ids, int n, int32_t t) {
 
 /* Pass released text to the stop matcher, then to the result and the callback.
  * Returns 1 when generation must end (stop string or callback), 0 to go on, < 0 on error. */
-static int emit_text(tl_stop *stop, gbuf *text, const tl_gen_opts *o, const char *s, size_t n,
+static int emit_text(tl_stop *stop, tl_strbuf *text, const tl_gen_opts *o, const char *s, size_t n,
                      tl_gen_result *res, tl_err *err) {
     const char *e;
     size_t el;
     int hit = tl_stop_feed(stop, s, n, &e, &el, err);
     if (hit < 0) return hit;
     if (el) {
-        if (gbuf_add(text, e, el)) return tl_err_set(err, TL_ENOMEM, "generate: out of memory");
+        if (tl_strbuf_add(text, e, el)) return tl_err_set(err, TL_ENOMEM, "generate: out of memory");
         if (o->on_text && o->on_text(o->cb_ctx, e, el)) {
             res->finish = TL_FINISH_ABORT;
             return 1;
@@ -96,7 +76,7 @@ int tl_generate(tl_engine *e, int slot, const int32_t *prompt, int n_prompt, int
     tl_sampler *own = NULL, *sampler = o->sampler;
     tl_stop *stop = NULL;
     float *logits = NULL;
-    gbuf text = {0};
+    tl_strbuf text = {0};
     char piece[4096];
     tl_tok_stream ds;
     if (o->tok) tl_tok_stream_init(&ds, o->tok, 0);
@@ -116,7 +96,7 @@ int tl_generate(tl_engine *e, int slot, const int32_t *prompt, int n_prompt, int
         rc = tl_err_set(err, TL_ENOMEM, "generate: out of memory for %d logits", vocab);
         goto done;
     }
-    if (gbuf_add(&text, "", 0)) {
+    if (tl_strbuf_add(&text, "", 0)) {
         rc = tl_err_set(err, TL_ENOMEM, "generate: out of memory");
         goto done;
     }
@@ -171,7 +151,7 @@ int tl_generate(tl_engine *e, int slot, const int32_t *prompt, int n_prompt, int
             size_t rn;
             tl_stop_flush(stop, &rest, &rn);
             if (rn) {
-                if (gbuf_add(&text, rest, rn)) {
+                if (tl_strbuf_add(&text, rest, rn)) {
                     rc = tl_err_set(err, TL_ENOMEM, "generate: out of memory");
                     goto done;
                 }
