@@ -341,8 +341,10 @@ static void bench_model(const bench_opts *o, int idx, tl_bench_result *r, double
     eo.threads = o->threads;
     eo.max_slots = 1;
     /* The KV cache is sized for the context the workload uses, so peak memory is what this
-     * workload needs (weights + KV + state + activations), not a default context's worth. */
-    eo.ctx_len = o->ctx ? o->ctx : (want_prompt ? want_prompt + n_gen + 16 : 2048);
+     * workload needs (weights + KV + state + activations), not a default context's worth. A text
+     * prompt's length is known only after loading: the engine's default context then (the
+     * model's max_position_embeddings up to 4096; KV pages are allocated as they fill). */
+    eo.ctx_len = o->ctx ? o->ctx : (want_prompt ? want_prompt + n_gen + 16 : 0);
     tl_engine *e = NULL;
     tl_tokenizer *tok = NULL;
     run_out ro = {0};
