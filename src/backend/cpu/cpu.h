@@ -33,6 +33,9 @@ int tl_pool_new(tl_pool **out, int threads, tl_err *err);
 void tl_pool_free(tl_pool *p);
 int tl_pool_size(const tl_pool *p);
 void tl_pool_run(tl_pool *p, tl_pool_fn fn, void *ctx);
+/* Like tl_pool_run for a fn that takes tasks from a shared queue until it is empty, so that the
+ * caller alone can finish the job: returns without waiting for workers that did not join. */
+void tl_pool_run_dyn(tl_pool *p, tl_pool_fn fn, void *ctx);
 
 /* The share [*lo, *hi) of n items for thread ith of nth. */
 static inline void tl_split_range(int n, int ith, int nth, int *lo, int *hi) {

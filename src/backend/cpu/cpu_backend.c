@@ -2,11 +2,12 @@
  * persistent thread pool with SIMD kernels chosen at run time (kern_avx512.c, kern_avx2.c,
  * scalar in quant.c).
  *
- * Threads: every op that is big enough is one pool run; work is split by (index, count) —
- * matmul over 16-row weight blocks (or over activation rows when the matrix has few blocks),
- * attention over (row, head) pairs, Gated DeltaNet over heads / channels (each thread walks its
- * heads through the batch rows in order, so a slot's recurrence stays sequential), elementwise
- * ops over ranges. Small ops run on the calling thread: a pool run costs ~1 µs.
+ * Threads: every op that is big enough is one pool run of a task queue (tl_pool_run_dyn): matmul
+ * over (activation chunk, run of 16-row weight blocks), attention over (row block, kv head),
+ * Gated DeltaNet over value heads / channel ranges (a task walks the batch rows in order, so a
+ * slot's recurrence stays sequential), elementwise and norm ops over ranges. The caller alone can
+ * drain any queue, so a worker the OS has preempted (the reference VM is shared) costs at most
+ * the task it holds. Small ops run on the calling thread: a pool run costs ~1 µs.
  *
  * Memory: activation scratch (int8 activations, per-thread rows, attention scores) lives in the
  * backend and only grows — at weight_prepare for per-row buffers, on the first call that needs
@@ -50,6 +51,24 @@ typedef struct cpu_ctx {
 static cpu_ctx *ctx_of(tl_backend *be) { return (cpu_ctx *)be->ctx; }
 
 static float *tscratch(cpu_ctx *c, int ith) { return c->tscratch + (size_t)ith * c->tscratch_n; }
+
+/* Every threaded op is a task queue: threads take [lo, hi) ranges of `chunk` items from an
+ * atomic counter until none is left, so the caller alone can finish any op (tl_pool_run_dyn)
+ * and a worker waiting for a CPU on the shared VM never stalls it. */
+static int task_take(_Atomic int *next, size_t n, size_t chunk, size_t *lo, size_t *hi) {
+    size_t t = (size_t)atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+    *lo = t * chunk;
+    if (*lo >= n) return 0;
+    *hi = *lo + chunk < n ? *lo + chunk : n;
+    return 1;
+}
+
+/* About 4 tasks per thread, a multiple of `align` items. */
+static size_t task_chunk(size_t n, int nth, size_t align) {
+    size_t c = (n + (size_t)(4 * nth) - 1) / (size_t)(4 * nth);
+    c = (c + align - 1) / align * align;
+    return c ? c : align;
+}
 
 /* Grow the per-thread scratch to at least n floats each (called on the issuing thread). */
 static int tscratch_reserve(cpu_ctx *c, size_t n) {
@@ -198,14 +217,15 @@ typedef struct {
     /* QR16 task grid: ntasks = ceil(n / mchunk) * nrb_tasks */
     int mchunk, rbchunk, nrb_tasks, ntasks;
     _Atomic int next;
+    _Atomic int xnext; /* activation quantization: rows in chunks of xchunk */
+    size_t xchunk;
 } mm_job;
 
 static void job_xq(void *p, int ith, int nth) {
     mm_job *j = p;
-    int lo, hi;
-    tl_split_range(j->n, ith, nth, &lo, &hi);
-    if (lo < hi)
-        j->c->k->xq_rows(j->x, j->w->cols, j->w->gs, j->xq.z, lo, hi, j->c->xq,
+    size_t lo, hi;
+    while (task_take(&j->xnext, (size_t)j->n, j->xchunk, &lo, &hi))
+        j->c->k->xq_rows(j->x, j->w->cols, j->w->gs, j->xq.z, (int)lo, (int)hi, j->c->xq,
                          j->levels == 2 ? j->c->xq2 : NULL, j->c->xd, j->c->xs, j->c->xz);
 }
 
@@ -228,34 +248,45 @@ static void job_qr16(void *p, int ith, int nth) {
     }
 }
 
+/* Dense / generic weights: tasks of 16-row runs from the atomic counter. */
 static void job_dense(void *p, int ith, int nth) {
     mm_job *j = p;
-    int r0, r1;
-    tl_split_range(j->w->rows, ith, nth, &r0, &r1);
-    if (r0 < r1) j->c->k->dense_mm(j->w, j->x, j->y, j->w->rows, j->n, r0, r1, tscratch(j->c, ith));
+    for (;;) {
+        int t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        int r0 = t * 16;
+        if (r0 >= j->w->rows) break;
+        j->c->k->dense_mm(j->w, j->x, j->y, j->w->rows, j->n, r0, TL_MIN(j->w->rows, r0 + 16), tscratch(j->c, ith));
+    }
 }
 
 static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n) {
     cpu_ctx *c = ctx_of(be);
     if (n <= 0) return;
     mm_job j = {.c = c, .w = w, .x = x, .y = y, .n = n};
+    atomic_store(&j.next, 0);
     if (w->kind != CPU_W_QR16) {
         if ((size_t)w->rows * w->cols * n < 65536) job_dense(&j, 0, 1);
-        else tl_pool_run(c->pool, job_dense, &j);
+        else tl_pool_run_dyn(c->pool, job_dense, &j);
         return;
     }
     j.levels = n <= 8 ? c->xq_small : c->xq_large;
     size_t groups = (size_t)n * w->groups;
     if (xq_reserve(c, (size_t)n * w->cols, groups) < 0) {
         /* Out of memory for the activation copy: fall back to the dense path (slow, no alloc). */
-        tl_pool_run(c->pool, job_dense, &j);
+        tl_pool_run_dyn(c->pool, job_dense, &j);
         return;
     }
     j.xq = (tl_xq){.n = n, .cols = w->cols, .gs = w->gs, .groups = w->groups, .q = c->xq,
                    .q2 = j.levels == 2 ? c->xq2 : NULL, .d = c->xd, .s = c->xs, .zs = c->xz,
                    .z = 1 << (w->bits - 1)};
-    if ((size_t)n * w->cols >= 65536) tl_pool_run(c->pool, job_xq, &j);
-    else job_xq(&j, 0, 1);
+    atomic_store(&j.xnext, 0);
+    j.xchunk = (size_t)n;
+    if ((size_t)n * w->cols >= 65536 && c->nth > 1) {
+        j.xchunk = task_chunk((size_t)n, c->nth, 1);
+        tl_pool_run_dyn(c->pool, job_xq, &j);
+    } else {
+        job_xq(&j, 0, 1);
+    }
     j.mchunk = TL_MAX(4, (int)((256u << 10) / (unsigned)w->cols) & ~3);
     if (j.mchunk > n) j.mchunk = n;
     int nmc = (n + j.mchunk - 1) / j.mchunk;
@@ -266,7 +297,7 @@ static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *
     j.ntasks = nmc * j.nrb_tasks;
     atomic_store(&j.next, 0);
     if (j.ntasks == 1) job_qr16(&j, 0, 1); /* tiny matrix: no need to wake anyone */
-    else tl_pool_run(c->pool, job_qr16, &j);
+    else tl_pool_run_dyn(c->pool, job_qr16, &j);
 }
 
 static void cpu_embed(tl_backend *be, const tl_wmat *w, const int32_t *ids, float *y, int n) {
@@ -286,6 +317,8 @@ typedef struct {
     const float *a, *b;
     size_t n;
     int op; /* 0 swiglu, 1 add, 2 mul_sigmoid */
+    _Atomic int next;
+    size_t chunk;
 } ew_job;
 
 static void ew_range(ew_job *j, size_t lo, size_t hi) {
@@ -300,28 +333,32 @@ static void ew_range(ew_job *j, size_t lo, size_t hi) {
 
 static void job_ew(void *p, int ith, int nth) {
     ew_job *j = p;
-    size_t per = (j->n / (size_t)nth + 15) & ~(size_t)15;
-    size_t lo = per * (size_t)ith, hi = lo + per < j->n ? lo + per : j->n;
-    if (lo < hi) ew_range(j, lo, hi);
+    size_t lo, hi;
+    while (task_take(&j->next, j->n, j->chunk, &lo, &hi)) ew_range(j, lo, hi);
 }
 
 static void run_ew(cpu_ctx *c, ew_job *j) {
-    if (j->n >= CPU_PAR_MIN && c->nth > 1) tl_pool_run(c->pool, job_ew, j);
-    else ew_range(j, 0, j->n);
+    if (j->n >= CPU_PAR_MIN && c->nth > 1) {
+        atomic_store(&j->next, 0);
+        j->chunk = task_chunk(j->n, c->nth, 64);
+        tl_pool_run_dyn(c->pool, job_ew, j);
+    } else {
+        ew_range(j, 0, j->n);
+    }
 }
 
 static void cpu_swiglu(tl_backend *be, float *y, const float *gate, const float *up, size_t n) {
-    ew_job j = {ctx_of(be), y, gate, up, n, 0};
+    ew_job j = {.c = ctx_of(be), .y = y, .a = gate, .b = up, .n = n, .op = 0};
     run_ew(ctx_of(be), &j);
 }
 
 static void cpu_add(tl_backend *be, float *y, const float *x, size_t n) {
-    ew_job j = {ctx_of(be), y, x, NULL, n, 1};
+    ew_job j = {.c = ctx_of(be), .y = y, .a = x, .b = NULL, .n = n, .op = 1};
     run_ew(ctx_of(be), &j);
 }
 
 static void cpu_mul_sigmoid(tl_backend *be, float *y, const float *g, size_t n) {
-    ew_job j = {ctx_of(be), y, g, NULL, n, 2};
+    ew_job j = {.c = ctx_of(be), .y = y, .a = g, .b = NULL, .n = n, .op = 2};
     run_ew(ctx_of(be), &j);
 }
 
@@ -331,6 +368,8 @@ typedef struct {
     const float *x, *w, *z;
     int rows, dim, heads;
     float eps;
+    _Atomic int next;
+    size_t chunk;
 } norm_job;
 
 static void norm_rows(norm_job *j, int r0, int r1) {
@@ -349,17 +388,21 @@ static void norm_rows(norm_job *j, int r0, int r1) {
 
 static void job_norm(void *p, int ith, int nth) {
     norm_job *j = p;
-    int lo, hi;
-    tl_split_range(j->rows, ith, nth, &lo, &hi);
-    norm_rows(j, lo, hi);
+    size_t lo, hi;
+    while (task_take(&j->next, (size_t)j->rows, j->chunk, &lo, &hi)) norm_rows(j, (int)lo, (int)hi);
 }
 
 static void cpu_rmsnorm(tl_backend *be, float *y, const float *x, const float *w, int rows, int dim,
                         float eps) {
     cpu_ctx *c = ctx_of(be);
     norm_job j = {.c = c, .y = y, .x = x, .w = w, .rows = rows, .dim = dim, .eps = eps};
-    if ((size_t)rows * dim >= CPU_PAR_MIN && rows >= c->nth) tl_pool_run(c->pool, job_norm, &j);
-    else norm_rows(&j, 0, rows);
+    if ((size_t)rows * dim >= CPU_PAR_MIN && rows >= c->nth && c->nth > 1) {
+        atomic_store(&j.next, 0);
+        j.chunk = task_chunk((size_t)rows, c->nth, 1);
+        tl_pool_run_dyn(c->pool, job_norm, &j);
+    } else {
+        norm_rows(&j, 0, rows);
+    }
 }
 
 /* Gated RMSNorm: rows*heads vectors of dim; o = rmsnorm(o)*w * silu(z). */
@@ -376,17 +419,21 @@ static void gnorm_rows(norm_job *j, int v0, int v1) {
 
 static void job_gnorm(void *p, int ith, int nth) {
     norm_job *j = p;
-    int lo, hi;
-    tl_split_range(j->rows * j->heads, ith, nth, &lo, &hi);
-    gnorm_rows(j, lo, hi);
+    size_t lo, hi;
+    while (task_take(&j->next, (size_t)j->rows * j->heads, j->chunk, &lo, &hi)) gnorm_rows(j, (int)lo, (int)hi);
 }
 
 static void cpu_gated_rmsnorm(tl_backend *be, float *o, const float *z, const float *w, int rows,
                               int n_heads, int dim, float eps) {
     cpu_ctx *c = ctx_of(be);
     norm_job j = {.c = c, .y = o, .z = z, .w = w, .rows = rows, .heads = n_heads, .dim = dim, .eps = eps};
-    if ((size_t)rows * n_heads * dim >= CPU_PAR_MIN) tl_pool_run(c->pool, job_gnorm, &j);
-    else gnorm_rows(&j, 0, rows * n_heads);
+    if ((size_t)rows * n_heads * dim >= CPU_PAR_MIN && c->nth > 1) {
+        atomic_store(&j.next, 0);
+        j.chunk = task_chunk((size_t)rows * n_heads, c->nth, 1);
+        tl_pool_run_dyn(c->pool, job_gnorm, &j);
+    } else {
+        gnorm_rows(&j, 0, rows * n_heads);
+    }
 }
 
 static void cpu_rope(tl_backend *be, float *x, const tl_rows *rows, int n_heads, int head_dim,
@@ -565,7 +612,7 @@ static void cpu_attention(tl_backend *be, float *out, const float *q, const tl_k
     j.ntasks = nb * n_kv_heads;
     atomic_store(&j.next, 0);
     if (j.ntasks == 1) job_attn(&j, 0, 1);
-    else tl_pool_run(c->pool, job_attn, &j);
+    else tl_pool_run_dyn(c->pool, job_attn, &j);
 }
 
 /* ---- Gated DeltaNet --------------------------------------------------------------------------- */
@@ -575,6 +622,8 @@ typedef struct {
     const float *w, *qkv, *a, *b, *a_log, *dt_bias;
     tl_gdn_state *st;
     const tl_rows *rows;
+    _Atomic int next; /* gdn_rule: next value head to take; gdn_conv: next channel chunk */
+    size_t chunk;
 } gdn_job;
 
 static inline float silu1(float v) { return v / (1.f + expf(-v)); }
@@ -582,18 +631,20 @@ static inline float silu1(float v) { return v / (1.f + expf(-v)); }
 static void job_gdn_conv(void *p, int ith, int nth) {
     gdn_job *j = p;
     tl_gdn_state *st = j->st;
-    int C = st->conv_dim, K = st->conv_k, c0, c1;
-    tl_split_range(C, ith, nth, &c0, &c1);
-    for (int r = 0; r < j->rows->n; r++) {
-        float *x = j->x + (size_t)r * C;
-        float *s = st->conv + (size_t)j->rows->slot[r] * (K - 1) * C; /* [K-1][C], oldest first */
-        for (int c = c0; c < c1; c++) {
-            const float *wc = j->w + (size_t)c * K;
-            float acc = wc[K - 1] * x[c];
-            for (int i = 0; i < K - 1; i++) acc += wc[i] * s[(size_t)i * C + c];
-            for (int i = 0; i + 1 < K - 1; i++) s[(size_t)i * C + c] = s[(size_t)(i + 1) * C + c];
-            if (K > 1) s[(size_t)(K - 2) * C + c] = x[c];
-            x[c] = silu1(acc);
+    int C = st->conv_dim, K = st->conv_k;
+    size_t lo, hi;
+    while (task_take(&j->next, (size_t)C, j->chunk, &lo, &hi)) {
+        for (int r = 0; r < j->rows->n; r++) { /* a slot's rows in position order */
+            float *x = j->x + (size_t)r * C;
+            float *s = st->conv + (size_t)j->rows->slot[r] * (K - 1) * C; /* [K-1][C], oldest first */
+            for (int c = (int)lo; c < (int)hi; c++) {
+                const float *wc = j->w + (size_t)c * K;
+                float acc = wc[K - 1] * x[c];
+                for (int i = 0; i < K - 1; i++) acc += wc[i] * s[(size_t)i * C + c];
+                for (int i = 0; i + 1 < K - 1; i++) s[(size_t)i * C + c] = s[(size_t)(i + 1) * C + c];
+                if (K > 1) s[(size_t)(K - 2) * C + c] = x[c];
+                x[c] = silu1(acc);
+            }
         }
     }
 }
@@ -601,8 +652,14 @@ static void job_gdn_conv(void *p, int ith, int nth) {
 static void cpu_gdn_conv(tl_backend *be, float *x, const float *w, tl_gdn_state *st, const tl_rows *rows) {
     cpu_ctx *c = ctx_of(be);
     gdn_job j = {.c = c, .x = x, .w = w, .st = st, .rows = rows};
-    if ((size_t)rows->n * st->conv_dim >= CPU_PAR_MIN / 4) tl_pool_run(c->pool, job_gdn_conv, &j);
-    else job_gdn_conv(&j, 0, 1);
+    atomic_store(&j.next, 0);
+    j.chunk = (size_t)st->conv_dim;
+    if ((size_t)rows->n * st->conv_dim >= CPU_PAR_MIN / 4 && c->nth > 1) {
+        j.chunk = task_chunk((size_t)st->conv_dim, c->nth, 16);
+        tl_pool_run_dyn(c->pool, job_gdn_conv, &j);
+    } else {
+        job_gdn_conv(&j, 0, 1);
+    }
 }
 
 static float softplus1(float v) { return v > 20.f ? v : log1pf(expf(v)); }
@@ -612,12 +669,13 @@ static void job_gdn_rule(void *p, int ith, int nth) {
     const tl_cpu_kern *k = j->c->k;
     tl_gdn_state *st = j->st;
     int Hv = st->n_v_heads, Hk = st->n_k_heads, dk = st->dk, dv = st->dv;
-    int rep = Hv / Hk, C = st->conv_dim, h0, h1;
-    tl_split_range(Hv, ith, nth, &h0, &h1);
+    int rep = Hv / Hk, C = st->conv_dim;
     float *qn = tscratch(j->c, ith), *kn = qn + dk, *m = kn + dk;
-    for (int r = 0; r < j->rows->n; r++) {
-        const float *row = j->qkv + (size_t)r * C;
-        for (int h = h0; h < h1; h++) {
+    for (;;) { /* one value head per task, through every row in order */
+        int h = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (h >= Hv) break;
+        for (int r = 0; r < j->rows->n; r++) {
+            const float *row = j->qkv + (size_t)r * C;
             int kh = h / rep;
             const float *q = row + (size_t)kh * dk, *kk = row + (size_t)Hk * dk + (size_t)kh * dk;
             const float *v = row + (size_t)2 * Hk * dk + (size_t)h * dv;
@@ -641,11 +699,12 @@ static void job_gdn_rule(void *p, int ith, int nth) {
  * it touches each head state twice per chunk instead of twice per token. */
 static void job_gdn_chunked(void *p, int ith, int nth) {
     gdn_job *j = p;
-    int h0, h1;
-    tl_split_range(j->st->n_v_heads, ith, nth, &h0, &h1);
-    if (h0 < h1)
+    for (;;) {
+        int h = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (h >= j->st->n_v_heads) break;
         tl_cpu_gdn_rule_chunked(j->out, j->qkv, j->a, j->b, j->a_log, j->dt_bias, j->st, j->rows, TL_GDN_CHUNK,
-                                h0, h1, tscratch(j->c, ith));
+                                h, h + 1, tscratch(j->c, ith));
+    }
 }
 
 static void cpu_gdn_rule(tl_backend *be, float *out, const float *qkv, const float *a, const float *b,
@@ -661,11 +720,13 @@ static void cpu_gdn_rule(tl_backend *be, float *out, const float *qkv, const flo
     }
     if (longest >= TL_GDN_CHUNK_MIN && strcmp(c->k->isa, "avx512") == 0 && tl_cpu_gdn_chunked_ok(st) &&
         tscratch_reserve(c, tl_cpu_gdn_chunk_scratch_floats(TL_GDN_CHUNK, st->dk, st->dv)) == 0) {
-        tl_pool_run(c->pool, job_gdn_chunked, &j);
+        atomic_store(&j.next, 0);
+        tl_pool_run_dyn(c->pool, job_gdn_chunked, &j);
         return;
     }
     if (tscratch_reserve(c, (size_t)2 * st->dk + st->dv) < 0) return;
-    tl_pool_run(c->pool, job_gdn_rule, &j);
+    atomic_store(&j.next, 0);
+    tl_pool_run_dyn(c->pool, job_gdn_rule, &j);
 }
 
 static void cpu_gdn_state_clear(tl_backend *be, tl_gdn_state *st, int slot) {

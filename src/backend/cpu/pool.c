@@ -1,8 +1,14 @@
 /* pool.c — the CPU backend's persistent thread pool.
  *
  * Design: n-1 workers are created once; the caller is thread 0. A run publishes (fn, ctx), bumps
- * a generation counter and does its own share; each worker waits for the generation to change,
- * runs its share and decrements `pending`; the caller spins (then yields) until pending is 0.
+ * a generation counter, opens the job (open_gen = its generation) and does its own share; each
+ * worker waits for the generation to change, joins the job if it is still open and runs it.
+ * Two kinds of run:
+ * - tl_pool_run (static shares by ith): every worker must run it; the caller waits until
+ *   `pending` is 0.
+ * - tl_pool_run_dyn (a task queue any subset of threads can drain): the caller drains it, closes
+ *   the job and waits only for workers that joined (`active`). On a loaded machine a worker that
+ *   is waiting for a CPU then costs nothing, instead of stalling every op until it runs.
  * Waiting workers spin briefly (ops of one forward pass follow each other within microseconds)
  * and then sleep on a futex; the caller only issues the wake syscall when someone sleeps
  * (`sleeping` and `gen` are both seq_cst, so a worker that goes to sleep after the caller looked
@@ -31,8 +37,11 @@ struct tl_pool {
     _Atomic int pending;
     _Atomic int sleeping;
     _Atomic int stop;
+    _Atomic uint32_t open_gen; /* generation of the job workers may still join (0: none) */
+    _Atomic int active;        /* workers inside a job (or deciding whether to join) */
     tl_pool_fn fn;
     void *ctx;
+    int dyn;
 };
 
 typedef struct {
@@ -74,8 +83,15 @@ static void *pool_worker(void *argp) {
         }
         seen = g;
         if (atomic_load(&p->stop)) break;
-        p->fn(p->ctx, a.ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        /* Join job g only while it is open; a dynamic job may have been finished and closed by
+         * the caller alone while this thread waited for a CPU. */
+        atomic_fetch_add(&p->active, 1);
+        if (atomic_load(&p->open_gen) == g) {
+            int dyn = p->dyn;
+            p->fn(p->ctx, a.ith, p->n);
+            if (!dyn) atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        }
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_release);
     }
     return NULL;
 }
@@ -117,22 +133,48 @@ int tl_pool_new(tl_pool **out, int threads, tl_err *err) {
 
 int tl_pool_size(const tl_pool *p) { return p->n; }
 
+static void pool_post(tl_pool *p, tl_pool_fn fn, void *ctx, int dyn) {
+    p->fn = fn;
+    p->ctx = ctx;
+    p->dyn = dyn;
+    atomic_store(&p->pending, p->n - 1);
+    uint32_t g = atomic_fetch_add(&p->gen, 1) + 1;
+    if (g == 0) g = atomic_fetch_add(&p->gen, 1) + 1; /* 0 means "no open job" */
+    atomic_store(&p->open_gen, g);
+    if (atomic_load(&p->sleeping) > 0) futex_wake_all(&p->gen);
+}
+
+static void pool_wait(_Atomic int *v) {
+    int spins = 0;
+    while (atomic_load_explicit(v, memory_order_acquire) > 0) {
+        if (++spins < POOL_SPIN) cpu_relax();
+        else sched_yield();
+    }
+}
+
 void tl_pool_run(tl_pool *p, tl_pool_fn fn, void *ctx) {
     if (p->n == 1) {
         fn(ctx, 0, 1);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store(&p->pending, p->n - 1);
-    atomic_fetch_add(&p->gen, 1);
-    if (atomic_load(&p->sleeping) > 0) futex_wake_all(&p->gen);
+    pool_post(p, fn, ctx, 0);
     fn(ctx, 0, p->n);
-    int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < POOL_SPIN) cpu_relax();
-        else sched_yield();
+    pool_wait(&p->pending); /* every worker must run its share */
+    atomic_store(&p->open_gen, 0);
+}
+
+void tl_pool_run_dyn(tl_pool *p, tl_pool_fn fn, void *ctx) {
+    if (p->n == 1) {
+        fn(ctx, 0, 1);
+        return;
     }
+    pool_post(p, fn, ctx, 1);
+    fn(ctx, 0, p->n); /* returns when no task is left to take */
+    /* Close the job, then wait only for workers that joined it: they are running (they were on
+     * a CPU when they joined), so the wait is short; a worker that has not woken up yet will
+     * see the job closed and skip it. (seq_cst: a worker that joins after this store sees it.) */
+    atomic_store(&p->open_gen, 0);
+    pool_wait(&p->active);
 }
 
 void tl_pool_free(tl_pool *p) {
