@@ -150,6 +150,11 @@ run org/evil
 check '[ $rc = 1 ] && echo "$errtxt" | grep -q "unsafe file name"' "$errtxt"
 check '[ ! -e $HF_HUB_CACHE/escape.txt ] && [ ! -e $tmp/escape.txt ]'
 
+# 12b. a listing whose commit is ".." is refused: snapshots/.. is the repo folder itself
+run org/dotsha
+check '[ $rc = 1 ] && echo "$errtxt" | grep -q "not a model listing"' "$errtxt"
+check '[ ! -e $HF_HUB_CACHE/models--org--dotsha/config.json ]'
+
 # 13. usage errors exit 2
 run
 check '[ $rc = 2 ]'

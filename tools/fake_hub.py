@@ -12,7 +12,8 @@ Errors as the hub gives them: 404 + X-Error-Code RepoNotFound / RevisionNotFound
 401 for the gated repo without "Authorization: Bearer secret-token".
 Fault injection: org/broken serves bytes that do not match their sha256; org/cut cuts its first
 transfer in the middle (Content-Length promised, connection closed); org/cut2 likewise once;
-org/cutalways cuts every transfer; org/evil lists an unsafe file name.
+org/cutalways cuts every transfer; org/evil lists an unsafe file name; org/dotsha answers with
+the commit ".." (snapshots/.. would be the repo folder).
 
 usage: fake_hub.py --port-file FILE [--log FILE]   (binds 127.0.0.1 on a free port, writes it)
 Every request is appended to the log as one JSON line {method, path, range, auth}.
@@ -60,6 +61,8 @@ def make_repos():
                        "commits": {commit_of("broken"): {"bad.bin": (blob(3, 4096), True)}}},
         "org/evil": {"refs": {"main": commit_of("evil")},
                      "commits": {commit_of("evil"): {"../../escape.txt": (b"x", False)}}},
+        # a listing whose commit "sha" would make snapshots/<sha> the repo folder itself
+        "org/dotsha": {"refs": {"main": ".."}, "commits": {"..": {"config.json": (b"{}\n", False)}}},
     }
     for i, (name, cuts) in enumerate((("cut", 1), ("cut2", 1), ("cutalways", 10**9))):
         c = commit_of(name)  # each its own bytes: the CDN finds a blob's repo by its sha256

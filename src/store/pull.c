@@ -225,7 +225,7 @@ static int safe_rel_path(const char *p) {
 }
 
 static int safe_name(const char *s) { /* etags and commit hashes become file names */
-    if (!*s || strlen(s) > 128) return 0;
+    if (!*s || strlen(s) > 128 || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
     for (; *s; s++)
         if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_' || *s == '.')) return 0;
     return 1;
