@@ -266,7 +266,7 @@ static int escape_path(CURL *e, const char *p, char *out, size_t cap) {
 }
 
 /* ---- the API listing ---- */
-static int list_files(pull_ctx *c, const char *rev, char *commit, json_t **siblings) {
+static int list_files(pull_ctx *c, const char *rev, char *commit, char ***files, int *n_files) {
     char url[4096], ebuf[CURL_ERROR_SIZE];
     struct curl_slist *hl = NULL;
     hdrs h = {0};
@@ -296,20 +296,61 @@ static int list_files(pull_ctx *c, const char *rev, char *commit, json_t **sibli
         free(m.p);
         return rc;
     }
-    json_error_t je;
-    json_t *j = m.p ? json_loadb(m.p, m.n, 0, &je) : NULL;
+    rc = tl_hub_listing_parse(c->o->repo, m.p ? m.p : "", m.n, commit, files, n_files, c->err);
     free(m.p);
+    return rc;
+}
+
+int tl_hub_listing_parse(const char *repo, const char *body, size_t len, char commit[64],
+                         char ***files, int *n, tl_err *err) {
+    *files = NULL;
+    *n = 0;
+    json_error_t je;
+    json_t *j = json_loadb(body, len, 0, &je);
     json_t *sha = json_object_get(j, "sha"), *sib = json_object_get(j, "siblings");
-    if (!json_is_string(sha) || !safe_name(json_string_value(sha)) || !json_is_array(sib)) {
+    if (!json_is_string(sha) || !safe_name(json_string_value(sha)) ||
+        strlen(json_string_value(sha)) > 63 || !json_is_array(sib)) {
         json_decref(j);
-        return tl_err_set(c->err, TL_EFORMAT,
-                          "%s: the hub's answer at %s is not a model listing (no \"sha\" / \"siblings\")",
-                          c->o->repo, url);
+        return tl_err_set(err, TL_EFORMAT,
+                          "%s: the hub's answer is not a model listing (no \"sha\" / \"siblings\")",
+                          repo);
     }
     snprintf(commit, 64, "%s", json_string_value(sha));
-    *siblings = json_incref(sib);
+    size_t cnt = json_array_size(sib), i;
+    char **v = calloc(cnt ? cnt : 1, sizeof *v);
+    if (!v || cnt > 1000000) {
+        free(v);
+        json_decref(j);
+        return tl_err_set(err, TL_ENOMEM, "%s: %zu files listed", repo, cnt);
+    }
+    json_t *s;
+    int rc = 0;
+    json_array_foreach(sib, i, s) {
+        const char *f = json_string_value(json_object_get(s, "rfilename"));
+        if (!f || !safe_rel_path(f)) {
+            rc = tl_err_set(err, TL_EFORMAT, "%s: the hub listed an unsafe file name '%.200s'", repo,
+                            f ? f : "(none)");
+            break;
+        }
+        if (!(v[i] = strdup(f))) {
+            rc = tl_err_set(err, TL_ENOMEM, "out of memory");
+            break;
+        }
+    }
     json_decref(j);
+    if (rc) {
+        tl_hub_listing_free(v, (int)cnt);
+        return rc;
+    }
+    *files = v;
+    *n = (int)cnt;
     return 0;
+}
+
+void tl_hub_listing_free(char **files, int n) {
+    if (!files) return;
+    for (int i = 0; i < n; i++) free(files[i]);
+    free(files);
 }
 
 /* ---- one file ---- */
@@ -652,9 +693,10 @@ int tl_hub_pull(const tl_pull_opts *o, tl_pull_result *res, tl_err *err) {
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return tl_err_set(err, TL_ENET, "libcurl failed to initialise");
-    json_t *sib = NULL;
+    char **files = NULL;
+    int n_files = 0;
     char commit[64];
-    rc = list_files(&c, rev, commit, &sib);
+    rc = list_files(&c, rev, commit, &files, &n_files);
     if (!rc) {
         snprintf(res->commit, sizeof res->commit, "%s", commit);
         char d[4096 + 100];
@@ -665,20 +707,13 @@ int tl_hub_pull(const tl_pull_opts *o, tl_pull_result *res, tl_err *err) {
         if (bad) rc = tl_err_set(err, TL_EIO, "%s: cannot create the cache directories: %s", repo_dir, strerror(errno));
         snprintf(res->snapshot, sizeof res->snapshot, "%s", d);
     }
-    size_t i;
-    json_t *s;
     int n_match = 0;
-    if (!rc) json_array_foreach(sib, i, s) {
-        const char *f = json_string_value(json_object_get(s, "rfilename"));
-        if (!f || !safe_rel_path(f)) {
-            rc = tl_err_set(err, TL_EFORMAT, "%s: the hub listed an unsafe file name '%.200s'", o->repo, f ? f : "(none)");
-            break;
-        }
-        if (!matches(o, f)) continue;
+    for (int i = 0; !rc && i < n_files; i++) {
+        if (!matches(o, files[i])) continue;
         n_match++;
-        if ((rc = get_file(&c, repo_dir, commit, f, res))) break;
+        rc = get_file(&c, repo_dir, commit, files[i], res);
     }
-    json_decref(sib);
+    tl_hub_listing_free(files, n_files);
     if (!rc && n_match == 0)
         rc = tl_err_set(err, TL_ENOTFOUND, "%s: no file at revision '%s' matches the --include patterns", o->repo, rev);
     res->n_files = n_match;

@@ -161,6 +161,12 @@ typedef struct tl_pull_result {
     uint64_t bytes_downloaded;
 } tl_pull_result;
 int tl_hub_pull(const tl_pull_opts *opts, tl_pull_result *res, tl_err *err);
+/* The hub's answer to GET /api/models/<repo>/revision/<rev> (hostile input): the commit ("sha",
+ * a plain file name of at most 63 characters) and the files ("siblings"[].rfilename, each a
+ * relative path that stays inside the snapshot). *files: n strings, tl_hub_listing_free. */
+int tl_hub_listing_parse(const char *repo, const char *body, size_t len, char commit[64],
+                         char ***files, int *n, tl_err *err);
+void tl_hub_listing_free(char **files, int n);
 
 /* ---- Hugging Face cache (locate.c; tl_model_locate / tl_hf_cache_dir are in tallow/engine.h) */
 int tl_hf_repo_id_valid(const char *id);   /* "org/name" with hub-safe characters */
