@@ -138,9 +138,13 @@ static void pool_post(tl_pool *p, tl_pool_fn fn, void *ctx, int dyn) {
     p->ctx = ctx;
     p->dyn = dyn;
     atomic_store(&p->pending, p->n - 1);
-    uint32_t g = atomic_fetch_add(&p->gen, 1) + 1;
-    if (g == 0) g = atomic_fetch_add(&p->gen, 1) + 1; /* 0 means "no open job" */
+    /* Open the job before publishing its generation: a worker that sees the new generation must
+     * find it open (a static job skipped by a worker would never finish). Only this thread writes
+     * gen while a job can be posted. */
+    uint32_t g = atomic_load(&p->gen) + 1;
+    if (g == 0) g = 1; /* 0 means "no open job" */
     atomic_store(&p->open_gen, g);
+    atomic_store(&p->gen, g);
     if (atomic_load(&p->sleeping) > 0) futex_wake_all(&p->gen);
 }
 
