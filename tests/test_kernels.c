@@ -10,6 +10,7 @@
  *   outliers; measured and printed (it is why one level is not the default)
  * - elementwise / norm / rope / attention / Gated DeltaNet ops: 1e-4 */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,7 +352,52 @@ static void test_gdn(tl_backend *be, tl_backend *ref, const char *isa, const int
     free(pos);
 }
 
+/* The pool: task-queue runs (any subset of threads may drain them) mixed with static runs
+ * (every thread must run its share) back to back, so a worker that wakes late for one job must
+ * still find the next; every task done exactly once. A lost job hangs this test. */
+typedef struct {
+    _Atomic int next;
+    int n;
+    int done[64];
+} pool_job;
+
+static void pool_dyn(void *p, int ith, int nth) {
+    pool_job *j = p;
+    for (;;) {
+        int t = atomic_fetch_add(&j->next, 1);
+        if (t >= j->n) break;
+        j->done[t]++;
+    }
+}
+
+static void pool_static(void *p, int ith, int nth) {
+    pool_job *j = p;
+    int lo, hi;
+    tl_split_range(j->n, ith, nth, &lo, &hi);
+    for (int t = lo; t < hi; t++) j->done[t]++;
+}
+
+static void test_pool(void) {
+    for (int threads = 1; threads <= 3; threads++) {
+        tl_pool *p = NULL;
+        tl_err err = {0};
+        CHECK(tl_pool_new(&p, threads, &err) == 0);
+        if (!p) continue;
+        int bad = 0;
+        for (int i = 0; i < 3000; i++) {
+            pool_job j = {.n = 1 + i % 64};
+            atomic_store(&j.next, 0);
+            if (i % 3) tl_pool_run_dyn(p, pool_dyn, &j);
+            else tl_pool_run(p, pool_static, &j);
+            for (int t = 0; t < j.n; t++) bad += j.done[t] != 1;
+        }
+        CHECKF(bad == 0, "%d threads: %d tasks not done exactly once", threads, bad);
+        tl_pool_free(p);
+    }
+}
+
 int main(void) {
+    test_pool();
     tl_backend *ref = tl_backend_ref_new();
     CHECK(ref != NULL);
     if (!ref) return test_done();
