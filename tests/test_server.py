@@ -740,16 +740,23 @@ def test_real(name, d):
         srv_eos = [tok for tok in range(256)
                    if json.loads(srv.req("POST", "/detokenize", {"tokens": [tok]})[2])["content"]
                    in ("<|im_end|>", "</s>", "<|endoftext|>", "<|eot_id|>")] + [2]
-        seq, par = {}, {}
+        seq = {}
         for i in range(4):
             run(i, seq)
-        th = [threading.Thread(target=run, args=(i, par, True)) for i in range(4)]
-        for t in th:
-            t.start()
-        for t in th:
-            t.join()
-        check(seq == par, f"{name}: 4 concurrent seeded requests == sequential ones")
-        m = srv.metrics()
+        # On a tiny model a request can finish before the next one arrives (a loaded machine
+        # delays the client threads), so overlapping is retried a few times; every round must
+        # give the sequential tokens.
+        for attempt in range(4):
+            par = {}
+            th = [threading.Thread(target=run, args=(i, par, True)) for i in range(4)]
+            for t in th:
+                t.start()
+            for t in th:
+                t.join()
+            check(seq == par, f"{name}: 4 concurrent seeded requests == sequential ones")
+            m = srv.metrics()
+            if m.get("tallow_max_batch_sequences", 0) >= 2:
+                break
         check(m.get("tallow_max_batch_sequences", 0) >= 2,
               f"{name}: sequences decoded together (max batch "
               f"{m.get('tallow_max_batch_sequences')})")
