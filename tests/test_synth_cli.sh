@@ -25,6 +25,16 @@ check 'cmp -s "$tmp/a/model.safetensors" "$tmp/b/model.safetensors"' "same seed,
 check '! cmp -s "$tmp/a/model.safetensors" "$tmp/c/model.safetensors"' "another seed, other bytes"
 check 'cmp -s "$tmp/a/tokenizer.json" "$tmp/c/tokenizer.json"'
 
+# everything tallow prints about a synthetic model says so
+"$BIN" synth --like qwen3.5-0.8b --layers 4 --seed 5 -o "$tmp/d" >/dev/null 2>&1
+out=$("$BIN" inspect "$tmp/d" 2>&1)
+check 'echo "$out" | grep -q "^  synthetic      yes: random weights"' "inspect: $out"
+out=$("$BIN" generate --model "$tmp/d" --prompt-ids 1,2,3 -m 2 --format json 2>"$tmp/gen.err")
+check 'echo "$out" | grep -q "\"synthetic\":true"' "generate json: $out"
+check 'grep -q "is a synthetic model" "$tmp/gen.err"' "generate: $(cat "$tmp/gen.err")"
+out=$("$BIN" bench -m "$tmp/d" --prompt-tokens 4 -n 2 -r 1 --peak-bw 10 2>/dev/null)
+check 'echo "$out" | grep -q "^| d (synthetic) |"' "bench: $out"
+
 "$BIN" synth --help >/dev/null 2>&1; check '[ $? = 0 ]'
 for args in "--like qwen3.5-9b -o $tmp/x" "--like llama-3.2-3b --bits 3 -o $tmp/x" \
             "--like llama-3.2-3b --layers 29 -o $tmp/x" "--like llama-3.2-3b" "-o $tmp/x" \

@@ -500,6 +500,10 @@ int cli_model_open_engine(cli_model *m, const cli_gen_args *a, int ctx_len, int 
         cli_error("cannot load %s: %s", m->dir, err.msg);
         return exit_code_of(rc);
     }
+    if (tl_engine_info(m->e)->synthetic)
+        fprintf(stderr, "tallow: note: %s is a synthetic model (random weights written by tallow "
+                        "synth): its speed and memory are the real shape's, its text is noise\n",
+                m->dir);
     return 0;
 }
 
@@ -864,6 +868,7 @@ int cmd_generate(int argc, char **argv) {
         json_object_set_new(o, "finish_reason",
                             json_string(res.finish == TL_FINISH_LENGTH ? "length" : "stop"));
         json_object_set_new(o, "seed", json_integer((json_int_t)(sp.seed & INT64_MAX)));
+        if (tl_engine_info(m.e)->synthetic) json_object_set_new(o, "synthetic", json_true());
         const tl_gen_stats *st = &res.stats;
         json_object_set_new(
             o, "timings",

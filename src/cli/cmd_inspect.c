@@ -111,6 +111,9 @@ static void print_facts(model_view *m) {
     const char *arch = is35 ? "Qwen3.5 (hybrid Gated DeltaNet + gated attention)"
                      : !strcmp(cfg.model_type, "llama") ? "Llama" : cfg.model_type;
     printf("  architecture   %s [%s]\n", arch, cfg.model_type);
+    if (cfg.synthetic)
+        printf("  synthetic      yes: random weights written by tallow synth (speed and memory "
+               "are the real shape's, text is noise)\n");
     if (is35)
         printf("  layers         %d (%d Gated DeltaNet + %d full attention)\n", cfg.n_layers, n_lin, n_full);
     else

@@ -24,6 +24,7 @@ struct tl_srv_model {
     char name[256];          /* id in /v1/models and responses */
     int vocab_size;
     int ctx_len;             /* tokens per slot */
+    int synthetic;           /* random weights written by `tallow synth` */
     int max_slots;
     int max_batch_rows;      /* rows one forward pass takes */
     int bos_id;              /* -1 if none */

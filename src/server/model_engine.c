@@ -182,6 +182,11 @@ int tl_srv_engine_open(tl_srv_model **out, const tl_srv_engine_opts *o, tl_err *
     const char *base = strrchr(o->model, '/');
     snprintf(m->name, sizeof m->name, "%s", base && base[1] ? base + 1 : o->model);
     m->vocab_size = mi->vocab_size;
+    m->synthetic = mi->synthetic;
+    if (mi->synthetic)
+        fprintf(stderr, "tallow serve: note: %s is a synthetic model (random weights written by "
+                        "tallow synth): its speed and memory are the real shape's, its text is "
+                        "noise\n", o->model);
     if (tl_tok_vocab_size(k->tok) > m->vocab_size) {
         rc = tl_err_set(err, TL_EFORMAT, "%s: the tokenizer has %d ids, the model only %d",
                         mi->dir, tl_tok_vocab_size(k->tok), mi->vocab_size);
