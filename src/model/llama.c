@@ -91,9 +91,6 @@ static void llama_unload(tl_model *m) {
 
 static int llama_load(tl_model *m, tl_err *err) {
     const tl_config *c = &m->cfg;
-    if (c->attention_bias || c->mlp_bias)
-        return tl_err_set(err, TL_EUNSUP, "config.json: attention_bias/mlp_bias true is not "
-                          "supported for %s", c->model_type);
     int H = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
     int I = c->intermediate_size, V = c->vocab_size, rc;
     llama_w *w = calloc(1, sizeof *w);

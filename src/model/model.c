@@ -280,6 +280,13 @@ int tl_model_open_parts(tl_model **out, const char *dir, tl_config *cfg, tl_st_s
     memcpy(in->eos_ids, c->eos_ids, sizeof in->eos_ids);
     tl_mem_stats before, after;
     tl_mem_get(&before);
+    /* No supported architecture has projection biases; refuse them here, once for all. */
+    if (c->attention_bias || c->mlp_bias) {
+        rc = tl_err_set(err, TL_EUNSUP, "config.json: attention_bias/mlp_bias true is not "
+                        "supported for %s", c->model_type);
+        tl_model_close(m);
+        return tl_err_prefix(err, "loading %s: ", dir);
+    }
     if ((rc = m->arch->load(m, err))) {
         tl_model_close(m);
         return tl_err_prefix(err, "loading %s: ", dir);

@@ -147,9 +147,6 @@ static void q35_unload(tl_model *m) {
 static int q35_load(tl_model *m, tl_err *err) {
     const tl_config *c = &m->cfg;
     tl_backend *be = m->be;
-    if (c->attention_bias || c->mlp_bias)
-        return tl_err_set(err, TL_EUNSUP, "config.json: attention_bias/mlp_bias true is not "
-                          "supported for %s", c->model_type);
     if (!be->gdn_conv || !be->gdn_rule || !be->gated_rmsnorm || !be->gdn_state_clear ||
         !be->mul_sigmoid)
         return tl_err_set(err, TL_EUNSUP, "the %s backend has no Gated DeltaNet ops yet: Qwen3.5 "
