@@ -48,18 +48,15 @@ static inline void scale16(float *dst, const float *src, float s, int n) {
     for (int i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(src + i), vs));
 }
 
-static inline __attribute__((always_inline)) void
-chunk_head(float *out, const float *qkv, const float *a, const float *b, float a_log,
-           float dt_bias, const tl_gdn_state *st, float *S, int r0, int L, int h, int chunk,
-           float *scratch, const int nk, const int nv) {
-    const int Hk = st->n_k_heads, Hv = st->n_v_heads, dk = nk * 16, dv = nv * 16;
+/* Step 1 of a chunk, for value head h over rows r0..r0+L-1: l2-normalised q (scaled by
+ * dk^-1/2) and k of its key head, v, beta = sigmoid(b) and the cumulative log decay G.
+ * Returns G at the last row. */
+static inline float chunk_load(float *Q, float *K, float *V, float *B, float *G, const float *qkv,
+                              const float *a, const float *b, float ea, float dt_bias,
+                              const tl_gdn_state *st, int r0, int L, int h) {
+    const int Hk = st->n_k_heads, Hv = st->n_v_heads, dk = st->dk, dv = st->dv;
     const int kh = h / (Hv / Hk), key_dim = Hk * dk, C = st->conv_dim;
-    const size_t cc = (size_t)chunk;
-    float *Q = scratch, *K = Q + cc * dk, *W = K + cc * dk, *V = W + cc * dk;
-    float *G = V + cc * dv, *B = G + cc, *A = B + cc, *QK = A + cc * cc;
-    const float qscale = 1.0f / sqrtf((float)dk), ea = expf(a_log);
-
-    /* 1 */
+    const float qscale = 1.0f / sqrtf((float)dk);
     float cum = 0.0f;
     for (int r = 0; r < L; r++) {
         const float *row = qkv + (size_t)(r0 + r) * C;
@@ -72,6 +69,21 @@ chunk_head(float *out, const float *qkv, const float *a, const float *b, float a
         cum += -ea * tl_gdn_softplus(a[(size_t)(r0 + r) * Hv + h] + dt_bias);
         G[r] = cum;
     }
+    return cum;
+}
+
+static inline __attribute__((always_inline)) void
+chunk_head(float *out, const float *qkv, const float *a, const float *b, float a_log,
+           float dt_bias, const tl_gdn_state *st, float *S, int r0, int L, int h, int chunk,
+           float *scratch, const int nk, const int nv) {
+    const int Hv = st->n_v_heads, dk = nk * 16, dv = nv * 16;
+    const size_t cc = (size_t)chunk;
+    float *Q = scratch, *K = Q + cc * dk, *W = K + cc * dk, *V = W + cc * dk;
+    float *G = V + cc * dv, *B = G + cc, *A = B + cc, *QK = A + cc * cc;
+    const float ea = expf(a_log);
+
+    /* 1 */
+    chunk_load(Q, K, V, B, G, qkv, a, b, ea, dt_bias, st, r0, L, h);
     /* 2 */
     for (int r = 0; r < L; r++) {
         const float *kr = K + (size_t)r * dk, *qr = Q + (size_t)r * dk;
@@ -177,26 +189,14 @@ chunk_head(float *out, const float *qkv, const float *a, const float *b, float a
 static void chunk16_head(float *out, const float *qkv, const float *a, const float *b, float a_log,
                          float dt_bias, const tl_gdn_state *st, float *S, int r0, int L, int h,
                          float *scratch) {
-    const int Hk = st->n_k_heads, Hv = st->n_v_heads, dk = st->dk, dv = st->dv;
-    const int kh = h / (Hv / Hk), key_dim = Hk * dk, C = st->conv_dim, nk = dk / 16, nv = dv / 16;
+    const int Hv = st->n_v_heads, dk = st->dk, dv = st->dv, nk = dk / 16, nv = dv / 16;
     float *Q = scratch, *K = Q + C16 * dk, *W = K + C16 * dk, *V = W + C16 * dk;
     float *G = V + C16 * dv, *B = G + C16, *A = B + C16, *QK = A + C16 * C16;
     float *T = QK + C16 * C16; /* [dk][16] */
-    const float qscale = 1.0f / sqrtf((float)dk), ea = expf(a_log);
+    const float ea = expf(a_log);
     memset(A, 0, 2 * C16 * C16 * sizeof(float)); /* A and QK */
     /* 1 */
-    float cum = 0.0f;
-    for (int r = 0; r < L; r++) {
-        const float *row = qkv + (size_t)(r0 + r) * C;
-        const float *q = row + (size_t)kh * dk, *k = row + key_dim + (size_t)kh * dk;
-        scale16(Q + (size_t)r * dk, q, qscale / sqrtf(dot16(q, q, dk) + 1e-6f), dk);
-        scale16(K + (size_t)r * dk, k, 1.0f / sqrtf(dot16(k, k, dk) + 1e-6f), dk);
-        memcpy(V + (size_t)r * dv, row + 2 * (size_t)key_dim + (size_t)h * dv,
-               (size_t)dv * sizeof(float));
-        B[r] = tl_gdn_sigmoid(b[(size_t)(r0 + r) * Hv + h]);
-        cum += -ea * tl_gdn_softplus(a[(size_t)(r0 + r) * Hv + h] + dt_bias);
-        G[r] = cum;
-    }
+    const float cum = chunk_load(Q, K, V, B, G, qkv, a, b, ea, dt_bias, st, r0, L, h);
     for (int r = L; r < C16; r++) {
         memset(Q + (size_t)r * dk, 0, (size_t)dk * sizeof(float));
         memset(K + (size_t)r * dk, 0, (size_t)dk * sizeof(float));
