@@ -131,6 +131,8 @@ void tl_gen_stats_finish(tl_gen_stats *st);
  *   Peak memory: Z.ZZZ GB            (decimal GB)
  * followed by "Time to first token: T.TTT s" (ours). */
 void tl_gen_stats_print(const tl_gen_stats *st, FILE *f);
+/* Only mlx-lm's three lines, each preceded by prefix (e.g. "[model] "). */
+void tl_gen_stats_print_mlx(const tl_gen_stats *st, FILE *f, const char *prefix);
 
 /* ---- reasoning apart from the answer, on streamed text ------------------------------------
  * Splits streamed text at <think> / </think> (tags may arrive cut between pieces) and passes

@@ -410,12 +410,9 @@ static void bench_model(const bench_opts *o, int idx, tl_bench_result *r, double
         bw[i] = tg[i] * decode_bytes_per_token(info, ctx_mid) * 1e-9;
         if (ro.st.peak_memory_bytes > peak) peak = ro.st.peak_memory_bytes;
         if (o->mlx_lines && !o->pp) {
-            printf("[%s] ", r->label);
-            printf("Prompt: %d tokens, %.3f tokens-per-sec\n", ro.st.prompt_tokens,
-                   ro.st.prompt_tps);
-            printf("[%s] Generation: %d tokens, %.3f tokens-per-sec\n", r->label,
-                   ro.st.generation_tokens, ro.st.generation_tps);
-            printf("[%s] Peak memory: %.3f GB\n", r->label, (double)ro.st.peak_memory_bytes / 1e9);
+            char prefix[160];
+            snprintf(prefix, sizeof prefix, "[%s] ", r->label);
+            tl_gen_stats_print_mlx(&ro.st, stdout, prefix);
         }
     }
     r->prompt_tokens = n_prompt;

@@ -14,10 +14,15 @@ void tl_gen_stats_finish(tl_gen_stats *st) {
     st->total_ms = st->t_last_ns > st->t_start_ns ? (st->t_last_ns - st->t_start_ns) / 1e6 : 0;
 }
 
-void tl_gen_stats_print(const tl_gen_stats *st, FILE *f) {
-    fprintf(f, "Prompt: %d tokens, %.3f tokens-per-sec\n", st->prompt_tokens, st->prompt_tps);
-    fprintf(f, "Generation: %d tokens, %.3f tokens-per-sec\n", st->generation_tokens,
+void tl_gen_stats_print_mlx(const tl_gen_stats *st, FILE *f, const char *prefix) {
+    fprintf(f, "%sPrompt: %d tokens, %.3f tokens-per-sec\n", prefix, st->prompt_tokens,
+            st->prompt_tps);
+    fprintf(f, "%sGeneration: %d tokens, %.3f tokens-per-sec\n", prefix, st->generation_tokens,
             st->generation_tps);
-    fprintf(f, "Peak memory: %.3f GB\n", (double)st->peak_memory_bytes / 1e9);
+    fprintf(f, "%sPeak memory: %.3f GB\n", prefix, (double)st->peak_memory_bytes / 1e9);
+}
+
+void tl_gen_stats_print(const tl_gen_stats *st, FILE *f) {
+    tl_gen_stats_print_mlx(st, f, "");
     fprintf(f, "Time to first token: %.3f s\n", st->ttft_ms / 1e3);
 }
