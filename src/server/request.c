@@ -53,27 +53,32 @@ char *tl_api_err_json(const tl_api_err *e) {
 
 /* ---- small typed getters: 0 = absent (or null), 1 = present and valid, <0 = error set ---- */
 
+/* A 400 with the given OpenAI error code, naming param. */
+static int bad_code(tl_api_err *e, const char *code, const char *param, const char *fmt,
+                    va_list ap) {
+    char msg[600];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return tl_api_err_set(e, 400, "invalid_request_error", code, param, "%s", msg);
+}
+
 static int bad(tl_api_err *e, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int bad(tl_api_err *e, const char *param, const char *fmt, ...) {
-    char msg[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = bad_code(e, "invalid_value", param, fmt, ap);
     va_end(ap);
-    return tl_api_err_set(e, 400, "invalid_request_error", "invalid_value", param, "%s", msg);
+    return rc;
 }
 
 static int unsupported(tl_api_err *e, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int unsupported(tl_api_err *e, const char *param, const char *fmt, ...) {
-    char msg[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = bad_code(e, "unsupported_parameter", param, fmt, ap);
     va_end(ap);
-    return tl_api_err_set(e, 400, "invalid_request_error", "unsupported_parameter", param, "%s",
-                          msg);
+    return rc;
 }
 
 static const char *type_name(const json_t *v) {
