@@ -734,11 +734,17 @@ static jnode *parse_unary(parser *p, int with_filter) {
     return n;
 }
 
-static jnode *bin(parser *p, int op, jnode *a, jnode *b, tok *at) {
-    jnode *n = mknode(p, E_BIN, at);
-    n->op = op;
+/* A node of kind with operands a and b (b parsed by the caller after a). */
+static jnode *pair(parser *p, jnode_kind kind, jnode *a, jnode *b, tok *at) {
+    jnode *n = mknode(p, kind, at);
     n->a = a;
     n->b = b;
+    return n;
+}
+
+static jnode *bin(parser *p, int op, jnode *a, jnode *b, tok *at) {
+    jnode *n = pair(p, E_BIN, a, b, at);
+    n->op = op;
     return n;
 }
 
@@ -769,10 +775,7 @@ static jnode *parse_concat(parser *p) {
     while (is_op(cur(p), "~")) {
         tok *t = cur(p);
         p->pos++;
-        jnode *c = mknode(p, E_CONCAT, t);
-        c->a = n;
-        c->b = parse_math2(p);
-        n = c;
+        n = pair(p, E_CONCAT, n, parse_math2(p), t);
     }
     return n;
 }
@@ -806,10 +809,7 @@ static jnode *parse_compare(parser *p) {
         jnode *cmp = bin(p, op, last ? last : n, rhs, t);
         if (!last) chain = cmp;
         else {
-            jnode *a = mknode(p, E_AND, t);
-            a->a = chain;
-            a->b = cmp;
-            chain = a;
+            chain = pair(p, E_AND, chain, cmp, t);
         }
         last = rhs;
     }
@@ -833,10 +833,7 @@ static jnode *parse_and(parser *p) {
     while (is_name_tok(cur(p), "and")) {
         tok *t = cur(p);
         p->pos++;
-        jnode *a = mknode(p, E_AND, t);
-        a->a = n;
-        a->b = parse_not(p);
-        n = a;
+        n = pair(p, E_AND, n, parse_not(p), t);
     }
     return n;
 }
@@ -846,10 +843,7 @@ static jnode *parse_or(parser *p) {
     while (is_name_tok(cur(p), "or")) {
         tok *t = cur(p);
         p->pos++;
-        jnode *a = mknode(p, E_OR, t);
-        a->a = n;
-        a->b = parse_and(p);
-        n = a;
+        n = pair(p, E_OR, n, parse_and(p), t);
     }
     return n;
 }
