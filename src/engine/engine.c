@@ -2,7 +2,8 @@
  *
  * Design
  * - Backend: exact mode (opts.exact or TALLOW_EXACT=1) uses the scalar reference ("ref");
- *   otherwise the CPU backend ("cpu"), falling back to ref when it cannot start.
+ *   otherwise CUDA when asked for, or for auto when a GPU is present (TALLOW_CUDA_AUTO=0 opts
+ *   out), else the CPU backend ("cpu"), falling back to ref when it cannot start.
  * - KV cache: one pool of pages (TL_KV_PAGE_SIZE tokens of every KV layer's K and V), counted as
  *   TL_MEM_KV. It starts at about 512 tokens per slot and doubles when a pass needs more pages,
  *   up to max_slots * ctx_len tokens plus one page per slot of headroom (a pool that grows is
@@ -178,16 +179,15 @@ static void pages_prepare(tl_engine *e, int slot, int len, int n) {
 static tl_backend *pick_backend(const tl_engine_opts *o, tl_device *dev, tl_err *err) {
     const char *ex = getenv("TALLOW_EXACT");
     int exact = o->exact || (ex && *ex && strcmp(ex, "0") != 0);
-    /* CUDA only when asked for: the backend has not been validated on a GPU yet, so auto
-     * prefers it only with TALLOW_CUDA_AUTO=1. */
+    /* auto: CUDA when this build has it and a GPU answers (validated on an H200, see
+     * docs/PERFORMANCE.md ## CUDA), unless exact mode or TALLOW_CUDA_AUTO=0 asks for the host.
+     * A machine without a GPU or driver falls through to the CPU silently. */
     const char *ca = getenv("TALLOW_CUDA_AUTO");
-    int cuda_auto = o->device == TL_DEVICE_AUTO && ca && !strcmp(ca, "1") && !exact &&
+    int cuda_auto = o->device == TL_DEVICE_AUTO && !exact && !(ca && !strcmp(ca, "0")) &&
                     tl_backend_cuda_available();
     if (o->device == TL_DEVICE_CUDA || cuda_auto) {
         tl_backend *be = tl_backend_cuda_new(0, err);
         if (be) {
-            fprintf(stderr, "tallow: warning: the CUDA backend has not yet been validated on a "
-                            "GPU; compare with --device cpu\n");
             *dev = TL_DEVICE_CUDA;
             return be;
         }
