@@ -5,6 +5,7 @@
 #   make fuzz     libFuzzer targets (clang); make fuzz-run FUZZ_SECONDS=60 runs each
 #   make install PREFIX=/usr/local
 #   make test-cuda  CUDA op and end-to-end tests (on a GPU machine)
+#   make bench-peers  tallow and llama.cpp (llama-cpp-python) side by side on the demo shapes
 
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -49,6 +50,11 @@ install: build
 
 test-cuda: build
 	@bash tools/test_cuda.sh
+
+.PHONY: bench-peers
+bench-peers: build
+	@bash tools/setup.sh lcpp
+	@bash tools/bench_side_by_side.sh
 
 clean:
 	rm -rf build build-debug build-fuzz

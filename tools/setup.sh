@@ -2,6 +2,8 @@
 # setup.sh deps       — Debian packages the build needs (installed only if missing)
 # setup.sh test-venv  — .venv-test with the Python packages the tests use (openai client)
 # setup.sh ref-venv   — .venv with the references that make goldens (torch, transformers, mlx-lm)
+# setup.sh lcpp       — .venv-lcpp with llama-cpp-python (its vendored llama.cpp compiled here,
+#                       -march=native, LCPP_JOBS=2 jobs) and gguf, for tools/bench_llamacpp.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,17 @@ ref-venv)
     .venv/bin/pip install -q --disable-pip-version-check torch transformers tokenizers jinja2 \
         numpy safetensors "mlx[cpu]" mlx-lm openai
     ;;
+lcpp)
+    if [ ! -x .venv-lcpp/bin/python ] || ! .venv-lcpp/bin/python -c 'import llama_cpp, gguf' 2>/dev/null; then
+        echo "setup: creating .venv-lcpp (llama-cpp-python compiles llama.cpp: slow on 2 cores)" >&2
+        [ -x .venv-lcpp/bin/python ] || python3 -m venv .venv-lcpp >&2
+        .venv-lcpp/bin/pip install -q --disable-pip-version-check numpy gguf >&2
+        CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF ${LCPP_CMAKE_ARGS:-}" \
+        CMAKE_BUILD_PARALLEL_LEVEL="${LCPP_JOBS:-2}" \
+            .venv-lcpp/bin/pip install --disable-pip-version-check --no-cache-dir \
+            "llama-cpp-python${LCPP_VERSION:+==$LCPP_VERSION}" >&2
+    fi
+    ;;
 *)
-    echo "usage: tools/setup.sh deps|test-venv|fuzz|ref-venv" >&2; exit 2 ;;
+    echo "usage: tools/setup.sh deps|test-venv|fuzz|ref-venv|lcpp" >&2; exit 2 ;;
 esac
