@@ -215,7 +215,7 @@ int main(void) {
         printf("bench_cuda: %s\n", err.msg);
         return 0;
     }
-    printf("CUDA backend kernels (NOT yet validated: run make test-cuda first)\n");
+    printf("CUDA backend kernels (correctness: make test-cuda)\n");
     /* Qwen3.5-2B: hidden 2048, MLP 6144; Llama-3.2-3B: hidden 3072, MLP 8192 */
     bench_matmul(be, "q4 g64 2048->6144 (2B up)", 6144, 2048, 4);
     bench_matmul(be, "q4 g64 6144->2048 (2B down)", 2048, 6144, 4);

@@ -579,6 +579,7 @@ int main(void) {
     test_gdn(2, 4, 32, 24);
     test_gdn(1, 2, 128, 128);
     test_gdn(2, 2, 16, 300);
+    test_gdn(1, 2, 160, 40); /* dk over 128: the state-in-global-memory kernel */
     test_zero_sizes();
     G->sync(G);
     G->destroy(G);
