@@ -19,6 +19,7 @@
  *   consecutive and in order) and asks for logits only at each sequence's last token.
  * - All buffers are allocated at open: nothing is allocated per token. */
 #include "engine/engine.h"
+#include "backend/prof.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,8 @@ int tl_engine_open(tl_engine **out, const tl_engine_opts *opts, tl_err *err) {
         free(e);
         return -err->code;
     }
+    const char *prof = getenv("TALLOW_PROFILE"); /* per-op time table on stderr at close */
+    if (prof && *prof && strcmp(prof, "0") != 0) e->be = tl_backend_prof_wrap(e->be);
     if ((rc = tl_model_open(&e->model, dir, e->be, err))) goto fail;
     tl_model *m = e->model;
     int maxpos = m->info.max_position_embeddings > 0 ? m->info.max_position_embeddings : 4096;
