@@ -103,6 +103,8 @@ static const shape shapes[] = {
     {"Qwen3.5-2B", "ffn up/gate 6144x2048", 6144, 2048},
     {"Qwen3.5-2B", "ffn down 2048x6144", 2048, 6144},
     {"Qwen3.5-2B", "lm_head 248320x2048", 248320, 2048},
+    {"Qwen3.5-2B", "z / out_proj 2048x2048", 2048, 2048},
+    {"Qwen3.5-2B", "attn k/v 512x2048", 512, 2048},
     {"Llama-3.2-3B", "ffn up/gate 8192x3072", 8192, 3072},
     {"Llama-3.2-3B", "ffn down 3072x8192", 3072, 8192},
     {"Llama-3.2-3B", "lm_head 128256x3072", 128256, 3072},

@@ -14,8 +14,9 @@
  * - Ops do not fail: shapes were validated at load. Anything that can fail returns int + tl_err.
  * - Every op accepts n == 0 (does nothing). Buffers of one call do not overlap unless the op says
  *   "in place" or allows it.
- * - Optional ops (NULL in a table): rows_upload, kv_sync, and the Gated DeltaNet group for a
- *   backend that does not run Qwen3.5 yet. Model code checks before use and fails with TL_EUNSUP.
+ * - Optional ops (NULL in a table): rows_upload, kv_sync, matmul_n (tl_backend_matmul_n falls
+ *   back to matmul), and the Gated DeltaNet group for a backend that does not run Qwen3.5 yet.
+ *   Model code checks before use and fails with TL_EUNSUP.
  * - Memory: a backend counts what it allocates (alloc: the kind asked; weight_prepare repacks or
  *   uploads: TL_MEM_WEIGHTS). The mapped file bytes a weight points at are counted by model.c.
  */
@@ -114,6 +115,11 @@ struct tl_backend {
 
     /* y[n, w.rows] = x[n, w.cols] · Wᵀ */
     void (*matmul)(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n);
+    /* y[i] = x · w[i]ᵀ for i < nw (nw <= 8), every w[i] with the same cols: the projections that
+     * share an input, in one pass (the CPU backend quantizes x once and runs one task grid).
+     * May be NULL: callers use tl_backend_matmul_n, which then loops over matmul. */
+    void (*matmul_n)(tl_backend *be, int nw, const tl_wmat *const *w, const float *x,
+                     float *const *y, int n);
     /* y[n, w.cols] = W[ids[i]] (dequantized rows); ids on the host */
     void (*embed)(tl_backend *be, const tl_wmat *w, const int32_t *ids, float *y, int n);
     /* y = x / sqrt(mean(x²) + eps) * w, per row of dim, over n*groups rows (groups of `dim`
@@ -166,6 +172,16 @@ struct tl_backend {
     void (*gdn_state_clear)(tl_backend *be, tl_gdn_state *st, int slot);
 };
 
+
+/* matmul_n when the backend has it, else one matmul per weight. */
+static inline void tl_backend_matmul_n(tl_backend *be, int nw, const tl_wmat *const *w,
+                                       const float *x, float *const *y, int n) {
+    if (be->matmul_n) {
+        be->matmul_n(be, nw, w, x, y, n);
+        return;
+    }
+    for (int i = 0; i < nw; i++) be->matmul(be, w[i], x, y[i], n);
+}
 
 /* Constructors. threads: 0 = all cores. The ref backend is plain scalar C, single-threaded,
  * accumulating dot products in double: the meaning every other backend is tested against. */

@@ -220,9 +220,9 @@ static int llama_forward(tl_model *m, const tl_batch *b, tl_err *err) {
     for (int l = 0; l < c->n_layers; l++) {
         llama_layer *L = &w->layers[l];
         be->rmsnorm(be, r->xn, r->x, L->attn_norm, n, H, eps);
-        be->matmul(be, L->q.w, r->xn, r->q, n);
-        be->matmul(be, L->k.w, r->xn, r->k, n);
-        be->matmul(be, L->v.w, r->xn, r->v, n);
+        const tl_wmat *ws[3] = {L->q.w, L->k.w, L->v.w};
+        float *ys[3] = {r->q, r->k, r->v};
+        tl_backend_matmul_n(be, 3, ws, r->xn, ys, n);
         if (w->qk_norm) {
             be->rmsnorm(be, r->q, r->q, L->q_norm, n * nh, hd, eps);
             be->rmsnorm(be, r->k, r->k, L->k_norm, n * nkv, hd, eps);

@@ -301,8 +301,9 @@ void tl_model_mlp(tl_backend *be, float *x, float *xn, float *g, float *u, const
                   const tl_weight *gate, const tl_weight *up, const tl_weight *down, int n, int H,
                   int I, float eps) {
     be->rmsnorm(be, xn, x, norm, n, H, eps);
-    be->matmul(be, gate->w, xn, g, n);
-    be->matmul(be, up->w, xn, u, n);
+    const tl_wmat *ws[2] = {gate->w, up->w};
+    float *ys[2] = {g, u};
+    tl_backend_matmul_n(be, 2, ws, xn, ys, n);
     be->swiglu(be, g, g, u, (size_t)n * I);
     be->matmul(be, down->w, g, xn, n);
     be->add(be, x, xn, (size_t)n * H);

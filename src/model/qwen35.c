@@ -408,10 +408,9 @@ static void q35_linear(tl_model *m, q35_layer *L, const tl_batch *bt) {
     tl_backend *be = m->be;
     const int n = bt->rows.n;
     tl_gdn_state *st = &r->st[L->idx];
-    be->matmul(be, L->qkv.w, r->xn, r->qkv, n);
-    be->matmul(be, L->z.w, r->xn, r->z, n);
-    be->matmul(be, L->a.w, r->xn, r->a, n);
-    be->matmul(be, L->b.w, r->xn, r->b, n);
+    const tl_wmat *ws[4] = {L->qkv.w, L->z.w, L->a.w, L->b.w};
+    float *ys[4] = {r->qkv, r->z, r->a, r->b};
+    tl_backend_matmul_n(be, 4, ws, r->xn, ys, n);
     be->gdn_conv(be, r->qkv, L->conv_w, st, &bt->rows);
     be->gdn_rule(be, r->o, r->qkv, r->a, r->b, L->a_log, L->dt_bias, st, &bt->rows);
     be->gated_rmsnorm(be, r->o, r->z, L->gnorm, n, w->Hv, w->dv, m->cfg.rms_norm_eps);
@@ -426,16 +425,13 @@ static void q35_attention(tl_model *m, q35_layer *L, const tl_batch *bt) {
     tl_backend *be = m->be;
     const int n = bt->rows.n, nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim;
     const float eps = c->rms_norm_eps;
-    if (w->gated) {
-        /* q_proj rows are per head [query(hd) | gate(hd)]: split them apart */
-        be->matmul(be, L->q.w, r->xn, r->qg, n);
+    const tl_wmat *ws[3] = {L->q.w, L->k.w, L->v.w};
+    float *ys[3] = {w->gated ? r->qg : r->q, r->k, r->v};
+    tl_backend_matmul_n(be, 3, ws, r->xn, ys, n);
+    if (w->gated) { /* q_proj rows are per head [query(hd) | gate(hd)]: split them apart */
         be->copy_rows(be, r->q, hd, 0, r->qg, 2 * hd, 0, n * nh, hd);
         be->copy_rows(be, r->g, hd, 0, r->qg, 2 * hd, hd, n * nh, hd);
-    } else {
-        be->matmul(be, L->q.w, r->xn, r->q, n);
     }
-    be->matmul(be, L->k.w, r->xn, r->k, n);
-    be->matmul(be, L->v.w, r->xn, r->v, n);
     be->rmsnorm(be, r->q, r->q, L->q_norm, n * nh, hd, eps);
     be->rmsnorm(be, r->k, r->k, L->k_norm, n * nkv, hd, eps);
     be->rope(be, r->q, &bt->rows, nh, hd, w->rot_dim, w->inv_freq);

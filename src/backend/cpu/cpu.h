@@ -44,6 +44,27 @@ static inline void tl_split_range(int n, int ith, int nth, int *lo, int *hi) {
     *hi = *lo + base + (ith < rem ? 1 : 0);
 }
 
+/* ---- huge-page arena ---------------------------------------------------------------------------
+ * Long-lived buffers smaller than a few 2 MiB pages (the 2048x2048 projections, k/v, the Gated
+ * DeltaNet state of one layer) are carved one after another from 2 MiB-aligned MADV_HUGEPAGE
+ * chunks instead of getting their own 4 KiB-page allocation: streamed through 4 KiB pages the
+ * decode GEMV ran at ~50-60% of the read bandwidth (a TLB walk and a prefetch stream restart per
+ * page). Carved memory is zero (fresh anonymous pages, never reused) and counted under its kind;
+ * freeing a piece only uncounts it: chunks are unmapped with the arena (the backend), since
+ * weights and state live as long as the engine. Not thread-safe: used from the issuing thread. */
+typedef struct tl_cpu_arena {
+    uint8_t *cur;
+    size_t left;
+    void **chunk;
+    size_t *chunk_len;
+    int n, cap;
+} tl_cpu_arena;
+/* n bytes, 64-byte aligned, zeroed, counted under kind; NULL when out of memory. */
+void *tl_cpu_arena_get(tl_cpu_arena *a, size_t n, tl_mem_kind kind);
+/* Whether p was carved from a. */
+int tl_cpu_arena_owns(const tl_cpu_arena *a, const void *p);
+void tl_cpu_arena_free_all(tl_cpu_arena *a);
+
 /* ---- prepared weights ------------------------------------------------------------------------ */
 typedef enum { CPU_W_QR16 = 1, CPU_W_DENSE, CPU_W_GENERIC } tl_cpu_wkind;
 
@@ -59,7 +80,8 @@ struct tl_wmat {
     size_t gbytes;         /* bytes of one (row block, group): 32*sbytes + 16*gs*bits/8 */
     uint8_t *packed;       /* rblocks * groups * gbytes, counted as TL_MEM_WEIGHTS */
     size_t packed_bytes;
-    size_t packed_map;     /* length of the mmap holding packed (0: from tl_alloc) */
+    size_t packed_map;     /* length of the mmap holding packed (0: from tl_alloc; SIZE_MAX: carved
+                            * from the backend's arena) */
 };
 
 /* Activations quantized per group for the QR16 path: row m has q[m*cols ..], d[m*groups ..]
@@ -115,8 +137,9 @@ const tl_cpu_kern *tl_cpu_kern_pick(void);
 const char *tl_backend_cpu_isa(const tl_backend *be);
 
 /* ---- helpers shared by the kernel files (quant.c) -------------------------------------------- */
-/* Repack an MLX affine 4/8-bit matrix into QR16. Returns 0 or -TL_E*. */
-int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err);
+/* Repack an MLX affine 4/8-bit matrix into QR16; matrices under 4 MiB are carved from arena
+ * when it is not NULL. Returns 0 or -TL_E*. */
+int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_cpu_arena *arena, tl_err *err);
 /* Free what tl_cpu_qr16_pack allocated (NULL-safe). */
 void tl_cpu_qr16_free(tl_wmat *w);
 /* Quantize rows [m0, m1) of x[n, cols] into xq buffers (laid out as in tl_xq): per group,

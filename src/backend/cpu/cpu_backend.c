@@ -46,6 +46,7 @@ typedef struct cpu_ctx {
     int flash;                /* blocked attention for prefill (TALLOW_CPU_FLASH=0: off) */
     int *ints;                /* attention row blocks */
     size_t ints_cap;
+    tl_cpu_arena arena;       /* small weights and per-layer state, in huge pages (cpu.h) */
 } cpu_ctx;
 
 static cpu_ctx *ctx_of(tl_backend *be) { return (cpu_ctx *)be->ctx; }
@@ -130,13 +131,30 @@ static int xq_reserve(cpu_ctx *c, size_t n_elems, size_t n_groups) {
 }
 
 /* ---- memory ops ------------------------------------------------------------------------------- */
+/* Recurrent state between 256 KiB and 8 MiB (one layer's Gated DeltaNet state: 1-2 MiB, read
+ * and written every token) comes from the huge-page arena; bigger buffers get their own 2 MiB
+ * pages. */
+static int arena_kind(size_t bytes, tl_mem_kind kind) {
+    return kind == TL_MEM_STATE && bytes >= ((size_t)256 << 10) && bytes < ((size_t)8 << 20);
+}
+
 static float *cpu_alloc(tl_backend *be, size_t n, tl_mem_kind kind) {
     size_t bytes;
     if (!tl_mul_ok(n, sizeof(float), &bytes)) return NULL;
+    if (arena_kind(bytes, kind)) {
+        float *p = tl_cpu_arena_get(&ctx_of(be)->arena, bytes, kind);
+        if (p) return p;
+    }
     return bytes >= ((size_t)8 << 20) ? tl_alloc_huge(bytes, kind) : tl_alloc(bytes, kind);
 }
 
-static void cpu_free(tl_backend *be, void *p, size_t n, tl_mem_kind kind) { tl_free(p, n * sizeof(float), kind); }
+static void cpu_free(tl_backend *be, void *p, size_t n, tl_mem_kind kind) {
+    if (p && tl_cpu_arena_owns(&ctx_of(be)->arena, p)) {
+        tl_mem_add(kind, -(int64_t)((n * sizeof(float) + 63) & ~(size_t)63));
+        return;
+    }
+    tl_free(p, n * sizeof(float), kind);
+}
 
 static void cpu_copy(tl_backend *be, void *dst, const void *src, size_t bytes) {
     if (dst != src && bytes) memmove(dst, src, bytes);
@@ -182,7 +200,7 @@ static int cpu_weight_prepare(tl_backend *be, const tl_wdesc *d, tl_wmat **out, 
         int repack = !(e && strcmp(e, "0") == 0);
         if (repack && (d->bits == 4 || d->bits == 8) &&
             (d->group_size == 32 || d->group_size == 64 || d->group_size == 128)) {
-            int rc = tl_cpu_qr16_pack(w, d, err);
+            int rc = tl_cpu_qr16_pack(w, d, &c->arena, err);
             if (rc < 0) {
                 free(w);
                 return rc;
@@ -206,16 +224,20 @@ static void cpu_weight_free(tl_backend *be, tl_wmat *w) {
 }
 
 /* ---- matmul ----------------------------------------------------------------------------------- */
+#define MM_MAX 8 /* weights of one fused call */
+
 typedef struct {
     cpu_ctx *c;
-    const tl_wmat *w;
+    int nw;                  /* weights sharing the input x */
+    const tl_wmat *w[MM_MAX];
+    float *y[MM_MAX];
     const float *x;
-    float *y;
     int n;
     int levels;
     tl_xq xq;
-    /* QR16 task grid: ntasks = ceil(n / mchunk) * nrb_tasks */
-    int mchunk, rbchunk, nrb_tasks, ntasks;
+    /* QR16 task grid: per activation chunk, weight i has tasks [toff[i], toff[i+1]) of rbchunk
+     * row blocks; ntasks = ceil(n / mchunk) * toff[nw] */
+    int mchunk, rbchunk, toff[MM_MAX + 1], ntasks;
     _Atomic int next;
     _Atomic int xnext; /* activation quantization: rows in chunks of xchunk */
     size_t xchunk;
@@ -225,79 +247,115 @@ static void job_xq(void *p, int ith, int nth) {
     mm_job *j = p;
     size_t lo, hi;
     while (task_take(&j->xnext, (size_t)j->n, j->xchunk, &lo, &hi))
-        j->c->k->xq_rows(j->x, j->w->cols, j->w->gs, j->xq.z, (int)lo, (int)hi, j->c->xq,
+        j->c->k->xq_rows(j->x, j->w[0]->cols, j->w[0]->gs, j->xq.z, (int)lo, (int)hi, j->c->xq,
                          j->levels == 2 ? j->c->xq2 : NULL, j->c->xd, j->c->xs, j->c->xz);
 }
 
-/* Matmul work is handed out dynamically: tasks of (activation-row chunk, run of row blocks) taken
- * from an atomic counter, so a thread that the OS preempts (this VM is shared) delays only its
- * current task instead of a static half of the matrix. Activation chunks keep their int8 copy in
- * L2 (~256 KiB); a run of row blocks is then read once per chunk and reused from L1 across the
- * chunk's M-tiles. */
+/* Matmul work is handed out dynamically: tasks of (activation-row chunk, weight, run of row
+ * blocks) taken from an atomic counter, so a thread that the OS preempts (this VM is shared)
+ * delays only its current task instead of a static half of the matrix. Activation chunks keep
+ * their int8 copy in L2 (~256 KiB); a run of row blocks is then read once per chunk and reused
+ * from L1 across the chunk's M-tiles. Weights that share an input (q/k/v, gate/up, the Gated
+ * DeltaNet projections) are one task grid: the input is quantized once, there is one pool run
+ * and one tail instead of one per matrix. */
 static void job_qr16(void *p, int ith, int nth) {
     mm_job *j = p;
-    const tl_wmat *w = j->w;
     const tl_cpu_kern *k = j->c->k;
+    const int per = j->toff[j->nw];
     for (;;) {
         int t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (t >= j->ntasks) break;
-        int mc = t / j->nrb_tasks, rt = t % j->nrb_tasks;
+        int mc = t / per, rt = t % per, i = 0;
+        while (rt >= j->toff[i + 1]) i++;
+        rt -= j->toff[i];
+        const tl_wmat *w = j->w[i];
         int m0 = mc * j->mchunk, m1 = TL_MIN(j->n, m0 + j->mchunk);
         int rb0 = rt * j->rbchunk, rb1 = TL_MIN(w->rblocks, rb0 + j->rbchunk);
-        for (int rb = rb0; rb < rb1; rb++) k->qr16_mm(w, &j->xq, j->y, w->rows, m0, m1, rb, rb + 1);
+        for (int rb = rb0; rb < rb1; rb++) k->qr16_mm(w, &j->xq, j->y[i], w->rows, m0, m1, rb, rb + 1);
     }
 }
 
-/* Dense / generic weights: tasks of 16-row runs from the atomic counter. */
+/* Dense / generic weights: tasks of 16-row runs from the atomic counter (one weight). */
 static void job_dense(void *p, int ith, int nth) {
     mm_job *j = p;
     for (;;) {
         int t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         int r0 = t * 16;
-        if (r0 >= j->w->rows) break;
-        j->c->k->dense_mm(j->w, j->x, j->y, j->w->rows, j->n, r0, TL_MIN(j->w->rows, r0 + 16), tscratch(j->c, ith));
+        if (r0 >= j->w[0]->rows) break;
+        j->c->k->dense_mm(j->w[0], j->x, j->y[0], j->w[0]->rows, j->n, r0, TL_MIN(j->w[0]->rows, r0 + 16),
+                          tscratch(j->c, ith));
     }
 }
 
-static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n) {
-    cpu_ctx *c = ctx_of(be);
-    if (n <= 0) return;
-    mm_job j = {.c = c, .w = w, .x = x, .y = y, .n = n};
+static void matmul_dense(cpu_ctx *c, const tl_wmat *w, const float *x, float *y, int n) {
+    mm_job j = {.c = c, .nw = 1, .w = {w}, .y = {y}, .x = x, .n = n};
     atomic_store(&j.next, 0);
-    if (w->kind != CPU_W_QR16) {
-        if ((size_t)w->rows * w->cols * n < 65536) job_dense(&j, 0, 1);
-        else tl_pool_run_dyn(c->pool, job_dense, &j);
+    if ((size_t)w->rows * w->cols * n < 65536) job_dense(&j, 0, 1);
+    else tl_pool_run_dyn(c->pool, job_dense, &j);
+}
+
+/* Whether weights can share one QR16 task grid: same input width, group size and bits. */
+static int qr16_fusable(const tl_wmat *const *w, int nw) {
+    if (nw < 1 || nw > MM_MAX) return 0;
+    for (int i = 0; i < nw; i++)
+        if (w[i]->kind != CPU_W_QR16 || w[i]->cols != w[0]->cols || w[i]->gs != w[0]->gs ||
+            w[i]->bits != w[0]->bits)
+            return 0;
+    return 1;
+}
+
+static void cpu_matmul_n(tl_backend *be, int nw, const tl_wmat *const *w, const float *x, float *const *y,
+                         int n) {
+    cpu_ctx *c = ctx_of(be);
+    if (n <= 0 || nw <= 0) return;
+    if (!qr16_fusable(w, nw)) {
+        for (int i = 0; i < nw; i++) { /* one at a time (a single QR16 weight is fusable) */
+            if (w[i]->kind == CPU_W_QR16) cpu_matmul_n(be, 1, &w[i], x, &y[i], n);
+            else matmul_dense(c, w[i], x, y[i], n);
+        }
         return;
     }
+    mm_job j = {.c = c, .nw = nw, .x = x, .n = n};
+    for (int i = 0; i < nw; i++) {
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+    }
+    const tl_wmat *w0 = w[0];
     j.levels = n <= 8 ? c->xq_small : c->xq_large;
-    size_t groups = (size_t)n * w->groups;
-    if (xq_reserve(c, (size_t)n * w->cols, groups) < 0) {
-        /* Out of memory for the activation copy: fall back to the dense path (slow, no alloc). */
-        tl_pool_run_dyn(c->pool, job_dense, &j);
+    size_t groups = (size_t)n * w0->groups;
+    if (xq_reserve(c, (size_t)n * w0->cols, groups) < 0) {
+        /* Out of memory for the activation copy: the dense path (slow, allocates nothing). */
+        for (int i = 0; i < nw; i++) matmul_dense(c, w[i], x, y[i], n);
         return;
     }
-    j.xq = (tl_xq){.n = n, .cols = w->cols, .gs = w->gs, .groups = w->groups, .q = c->xq,
+    j.xq = (tl_xq){.n = n, .cols = w0->cols, .gs = w0->gs, .groups = w0->groups, .q = c->xq,
                    .q2 = j.levels == 2 ? c->xq2 : NULL, .d = c->xd, .s = c->xs, .zs = c->xz,
-                   .z = 1 << (w->bits - 1)};
+                   .z = 1 << (w0->bits - 1)};
     atomic_store(&j.xnext, 0);
     j.xchunk = (size_t)n;
-    if ((size_t)n * w->cols >= 65536 && c->nth > 1) {
+    if ((size_t)n * w0->cols >= 65536 && c->nth > 1) {
         j.xchunk = task_chunk((size_t)n, c->nth, 1);
         tl_pool_run_dyn(c->pool, job_xq, &j);
     } else {
         job_xq(&j, 0, 1);
     }
-    j.mchunk = TL_MAX(4, (int)((256u << 10) / (unsigned)w->cols) & ~3);
+    j.mchunk = TL_MAX(4, (int)((256u << 10) / (unsigned)w0->cols) & ~3);
     if (j.mchunk > n) j.mchunk = n;
-    int nmc = (n + j.mchunk - 1) / j.mchunk;
+    int nmc = (n + j.mchunk - 1) / j.mchunk, rblocks = 0;
+    for (int i = 0; i < nw; i++) rblocks += w[i]->rblocks;
     /* about 8 tasks per thread, runs of at least one row block */
     int want = TL_MAX(1, 8 * c->nth / nmc);
-    j.rbchunk = TL_MAX(1, (w->rblocks + want - 1) / want);
-    j.nrb_tasks = (w->rblocks + j.rbchunk - 1) / j.rbchunk;
-    j.ntasks = nmc * j.nrb_tasks;
+    j.rbchunk = TL_MAX(1, (rblocks + want - 1) / want);
+    j.toff[0] = 0;
+    for (int i = 0; i < nw; i++) j.toff[i + 1] = j.toff[i] + (w[i]->rblocks + j.rbchunk - 1) / j.rbchunk;
+    j.ntasks = nmc * j.toff[nw];
     atomic_store(&j.next, 0);
     if (j.ntasks == 1) job_qr16(&j, 0, 1); /* tiny matrix: no need to wake anyone */
     else tl_pool_run_dyn(c->pool, job_qr16, &j);
+}
+
+static void cpu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n) {
+    cpu_matmul_n(be, 1, &w, x, &y, n);
 }
 
 static void cpu_embed(tl_backend *be, const tl_wmat *w, const int32_t *ids, float *y, int n) {
@@ -626,7 +684,6 @@ typedef struct {
     size_t chunk;
 } gdn_job;
 
-static inline float silu1(float v) { return v / (1.f + expf(-v)); }
 
 static void job_gdn_conv(void *p, int ith, int nth) {
     gdn_job *j = p;
@@ -643,8 +700,9 @@ static void job_gdn_conv(void *p, int ith, int nth) {
                 for (int i = 0; i < K - 1; i++) acc += wc[i] * s[(size_t)i * C + c];
                 for (int i = 0; i + 1 < K - 1; i++) s[(size_t)i * C + c] = s[(size_t)(i + 1) * C + c];
                 if (K > 1) s[(size_t)(K - 2) * C + c] = x[c];
-                x[c] = silu1(acc);
+                x[c] = acc;
             }
+            j->c->k->mul_sigmoid(x + lo, x + lo, hi - lo); /* SiLU: x·sigmoid(x), vectorized */
         }
     }
 }
@@ -749,6 +807,7 @@ static void cpu_destroy(tl_backend *be) {
         tl_free(c->xs, c->xg_cap * sizeof(float), TL_MEM_SCRATCH);
         tl_free(c->xz, c->xg_cap * 2 * sizeof(int32_t), TL_MEM_SCRATCH);
         tl_free(c->ints, c->ints_cap * sizeof(int), TL_MEM_SCRATCH);
+        tl_cpu_arena_free_all(&c->arena);
         free(c);
     }
     free(be);
@@ -797,6 +856,7 @@ tl_backend *tl_backend_cpu_new(int threads, tl_err *err) {
     be->weight_free = cpu_weight_free;
     be->vec_upload = cpu_vec_upload;
     be->matmul = cpu_matmul;
+    be->matmul_n = cpu_matmul_n;
     be->embed = cpu_embed;
     be->rmsnorm = cpu_rmsnorm;
     be->rope = cpu_rope;

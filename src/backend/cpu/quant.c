@@ -92,12 +92,7 @@ void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out) {
  * 2 MiB pages are what lets the decode GEMV stream near the read bandwidth. */
 #define QR16_HUGE ((size_t)2 << 20)
 
-static uint8_t *packed_alloc(tl_wmat *w, size_t n) {
-    if (n < 2 * QR16_HUGE) {
-        w->packed_map = 0;
-        return tl_alloc(n, TL_MEM_WEIGHTS);
-    }
-    size_t len = (n + QR16_HUGE - 1) & ~(QR16_HUGE - 1);
+static void *huge_map(size_t len) {
     uint8_t *p = mmap(NULL, len + QR16_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
     uintptr_t a = ((uintptr_t)p + QR16_HUGE - 1) & ~(uintptr_t)(QR16_HUGE - 1);
@@ -105,14 +100,79 @@ static uint8_t *packed_alloc(tl_wmat *w, size_t n) {
     size_t tail = (size_t)((uintptr_t)p + len + QR16_HUGE - (a + len));
     if (tail) munmap((void *)(a + len), tail);
     madvise((void *)a, len, MADV_HUGEPAGE);
+    return (void *)a;
+}
+
+#define ARENA_CHUNK ((size_t)16 << 20)
+
+void *tl_cpu_arena_get(tl_cpu_arena *a, size_t n, tl_mem_kind kind) {
+    n = (n + 63) & ~(size_t)63;
+    if (n == 0 || n > ARENA_CHUNK) return NULL;
+    if (n > a->left) {
+        if (a->n == a->cap) {
+            int cap = a->cap ? 2 * a->cap : 16;
+            void **c = realloc(a->chunk, (size_t)cap * sizeof *c);
+            if (!c) return NULL;
+            a->chunk = c;
+            size_t *l = realloc(a->chunk_len, (size_t)cap * sizeof *l);
+            if (!l) return NULL;
+            a->chunk_len = l;
+            a->cap = cap;
+        }
+        void *p = huge_map(ARENA_CHUNK);
+        if (!p) return NULL;
+        a->chunk[a->n] = p;
+        a->chunk_len[a->n++] = ARENA_CHUNK;
+        a->cur = p;
+        a->left = ARENA_CHUNK;
+    }
+    void *p = a->cur;
+    a->cur += n;
+    a->left -= n;
+    tl_mem_add(kind, (int64_t)n);
+    return p;
+}
+
+int tl_cpu_arena_owns(const tl_cpu_arena *a, const void *p) {
+    for (int i = 0; i < a->n; i++)
+        if ((const uint8_t *)p >= (const uint8_t *)a->chunk[i] &&
+            (const uint8_t *)p < (const uint8_t *)a->chunk[i] + a->chunk_len[i])
+            return 1;
+    return 0;
+}
+
+void tl_cpu_arena_free_all(tl_cpu_arena *a) {
+    for (int i = 0; i < a->n; i++) munmap(a->chunk[i], a->chunk_len[i]);
+    free(a->chunk);
+    free(a->chunk_len);
+    *a = (tl_cpu_arena){0};
+}
+
+static uint8_t *packed_alloc(tl_wmat *w, size_t n, tl_cpu_arena *arena) {
+    if (n < 2 * QR16_HUGE) {
+        if (arena) {
+            uint8_t *p = tl_cpu_arena_get(arena, n, TL_MEM_WEIGHTS);
+            if (p) {
+                w->packed_map = SIZE_MAX;
+                return p;
+            }
+        }
+        w->packed_map = 0;
+        return tl_alloc(n, TL_MEM_WEIGHTS);
+    }
+    size_t len = (n + QR16_HUGE - 1) & ~(QR16_HUGE - 1);
+    uint8_t *p = huge_map(len);
+    if (!p) return NULL;
     w->packed_map = len;
     tl_mem_add(TL_MEM_WEIGHTS, (int64_t)n);
-    return (uint8_t *)a;
+    return p;
 }
 
 void tl_cpu_qr16_free(tl_wmat *w) {
     if (!w->packed) return;
-    if (w->packed_map) {
+    if (w->packed_map == SIZE_MAX) {
+        tl_mem_add(TL_MEM_WEIGHTS, -(int64_t)w->packed_bytes); /* the arena unmaps it later */
+    } else if (w->packed_map) {
         munmap(w->packed, w->packed_map);
         tl_mem_add(TL_MEM_WEIGHTS, -(int64_t)w->packed_bytes);
     } else {
@@ -121,7 +181,7 @@ void tl_cpu_qr16_free(tl_wmat *w) {
     w->packed = NULL;
 }
 
-int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
+int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_cpu_arena *arena, tl_err *err) {
     if (d->bits != 4 && d->bits != 8)
         return tl_err_set(err, TL_EUNSUP, "cpu backend: %s: QR16 takes 4 or 8 bits, not %d", d->name, d->bits);
     if (d->group_size != 32 && d->group_size != 64 && d->group_size != 128)
@@ -144,7 +204,7 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_err *err) {
     size_t n;
     if (!tl_mul_ok((size_t)w->rblocks * (size_t)w->groups, w->gbytes, &n))
         return tl_err_set(err, TL_EINVAL, "cpu backend: %s: size overflows", d->name);
-    w->packed = packed_alloc(w, n);
+    w->packed = packed_alloc(w, n, arena);
     if (!w->packed)
         return tl_err_set(err, TL_ENOMEM, "cpu backend: %s: cannot allocate %zu bytes for the repacked weights",
                           d->name, n);
