@@ -353,7 +353,7 @@ class Lcpp:
         self.L = L
         self.version = getattr(llama_cpp, "__version__", "?")
         if not verbose:
-            self._quiet = L.ggml_log_callback(lambda level, text, data: None)
+            self._quiet = L.llama_log_callback(lambda level, text, data: None)
             L.llama_log_set(self._quiet, None)
         L.llama_backend_init()
         self.sysinfo = L.llama_print_system_info().decode(errors="replace").strip()
