@@ -67,11 +67,34 @@ def read_safetensors_headers(mdir):
                 hdr = json.loads(f.read(n))
             except ValueError as e:
                 raise MapError(f"{path}: header is not JSON: {e}") from None
+        if not isinstance(hdr, dict):
+            raise MapError(f"{path}: header is not a JSON object")
         for k, v in hdr.items():
             if k == "__metadata__":
                 continue
-            out[k] = (v["dtype"], list(v["shape"]))
+            shape = v.get("shape") if isinstance(v, dict) else None
+            if not isinstance(v, dict) or not isinstance(v.get("dtype"), str) \
+                    or not isinstance(shape, list) \
+                    or not all(isinstance(d, int) and 0 <= d < 1 << 40 for d in shape):
+                raise MapError(f"{path}: tensor {k!r}: no valid dtype and shape in the header")
+            out[k] = (v["dtype"], shape)
     return out
+
+
+def load_config(mdir):
+    path = os.path.join(mdir, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise MapError(f"{path}: {e.strerror}") from None
+    try:
+        cfg = json.loads(raw)
+    except ValueError as e:
+        raise MapError(f"{path}: not JSON: {e}") from None
+    if not isinstance(cfg, dict) or not isinstance(text_config(cfg), dict):
+        raise MapError(f"{path}: not a model config object")
+    return cfg
 
 
 def text_config(cfg):
@@ -154,7 +177,7 @@ def plan_tensors(mdir, cfg, hdr):
             elif rest.endswith(".weight") and rest[:-len(".weight")] in LAYER_MAP:
                 gname = LAYER_MAP[rest[:-len(".weight")]].format(i=i)
             else:
-                raise MapError(f"{name}: no GGUF name for this tensor")
+                raise MapError(f"{mdir}: tensor {name}: no GGUF name for it")
         elif key in TOP_MAP:
             gname = TOP_MAP[key]
         elif key.endswith(".weight") and key[:-len(".weight")] in TOP_MAP:
@@ -163,7 +186,7 @@ def plan_tensors(mdir, cfg, hdr):
             skipped.append(name)
             continue
         else:
-            raise MapError(f"{name}: no GGUF name for this tensor")
+            raise MapError(f"{mdir}: tensor {name}: no GGUF name for it")
         if gname.endswith("ssm_conv1d.weight"):
             shape = [d for d in shape if d != 1] or [1]
         n = 1
@@ -311,14 +334,12 @@ def write_gguf(path, label, cfg, plan, qtype, seed):
 def cached_gguf(mdir, qtype, seed, cache_dir, log):
     """Path of the GGUF for model directory mdir, writing it on first use."""
     mdir = mdir.rstrip("/")
-    with open(os.path.join(mdir, "config.json"), "rb") as f:
-        raw = f.read()
-    try:
-        cfg = json.loads(raw)
-    except ValueError as e:
-        raise MapError(f"{mdir}/config.json: {e}") from None
+    cfg = load_config(mdir)
     hdr = read_safetensors_headers(mdir)
-    plan, skipped = plan_tensors(mdir, cfg, hdr)
+    try:
+        plan, skipped = plan_tensors(mdir, cfg, hdr)
+    except (KeyError, TypeError, ValueError) as e:
+        raise MapError(f"{mdir}/config.json: missing or bad field {e}") from None
     key = hashlib.sha256(json.dumps([FORMAT_VERSION, qtype, seed, cfg, plan],
                                     sort_keys=True).encode()).hexdigest()[:12]
     label = os.path.basename(mdir)
@@ -652,16 +673,19 @@ def main():
     for m in a.model:
         label = os.path.basename(m.rstrip("/"))
         try:
-            with open(os.path.join(m, "config.json")) as f:
-                cfg0 = json.load(f)
+            cfg0 = load_config(m)
             q = cfg0.get("quantization") or cfg0.get("quantization_config") or {}
-            qtype = a.type or ("q8_0" if q.get("bits") == 8 else "q4_0")
-            path, cfg, plan = cached_gguf(m, qtype, a.seed, a.cache_dir, log)
+            qtype = a.type or ("q8_0" if isinstance(q, dict) and q.get("bits") == 8 else "q4_0")
+            try:
+                path, cfg, plan = cached_gguf(m, qtype, a.seed, a.cache_dir, log)
+            except (KeyError, TypeError, ValueError) as e:
+                raise MapError(f"{m}/config.json: missing or bad field {e}") from None
+            except OSError as e:
+                raise MapError(f"{e.filename or m}: {e.strerror}") from None
             prepared.append((m, label, qtype, path, cfg, None))
-        except (OSError, ValueError, KeyError, MapError) as e:
-            prepared.append((m, label, "", None, None, f"{type(e).__name__}: {e}"
-                             if not isinstance(e, MapError) else str(e)))
-            log(f"lcpp: {m}: {prepared[-1][5]}")
+        except MapError as e:
+            prepared.append((m, label, "", None, None, str(e)))
+            log(f"lcpp: {e}")
     if a.gguf_only:
         for p in prepared:
             print(p[3] or f"error: {p[5]}")
