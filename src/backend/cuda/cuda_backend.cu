@@ -371,27 +371,30 @@ __host__ __device__ __forceinline__ float bits_to_f32(uint32_t u) {
 }
 
 /* One 16-byte chunk of a 4- or 8-bit row (E = 128/BITS elements, LSB first in little-endian
- * words) against xv[0..E) held in registers: Σ x·q. q becomes a float without a conversion
- * instruction (those run at a sixteenth of the FMA rate): 0x4B000000 | q is the float 2^23 + q
- * exactly, and subtracting 2^23 is exact too. Two partial sums shorten the dependency chain. */
+ * words) against xv[0..E) held in registers, given sx = Σ x: returns Σ x·q. No int -> float
+ * conversion (a sixteenth of the FMA rate): q is moved to the top of a mantissa, making the float
+ * M = 1 + q / 2^BITS exactly (one shift, one and-or), so Σ x·M = Σx + Σ x·q / 2^BITS and
+ * Σ x·q = 2^BITS (Σ x·M - Σx); the values are all of one magnitude, so nothing cancels badly.
+ * Two partial sums shorten the dependency chain. */
 template <int BITS>
-__host__ __device__ __forceinline__ float chunk_dot(uint4 q4, const float *xv) {
+__host__ __device__ __forceinline__ float chunk_dot(uint4 q4, const float *xv, float sx) {
     constexpr int PER = 32 / BITS; /* elements per 32-bit word: 8 or 4 */
-    constexpr uint32_t MASK = (1u << BITS) - 1u;
+    constexpr uint32_t TOP = ((1u << BITS) - 1u) << (23 - BITS);
     const uint32_t wd[4] = {q4.x, q4.y, q4.z, q4.w};
     float s0 = 0.0f, s1 = 0.0f;
 #pragma unroll
     for (int t = 0; t < 4; t++)
 #pragma unroll
         for (int e = 0; e < PER; e++) {
-            const uint32_t q = (wd[t] >> (e * BITS)) & MASK;
-            const float qf = bits_to_f32(0x4B000000u | q) - 8388608.0f;
+            const int sh = 23 - BITS - e * BITS; /* left shift taking element e to the top */
+            const uint32_t moved = sh >= 0 ? wd[t] << (sh & 31) : wd[t] >> ((-sh) & 31);
+            const float m = bits_to_f32((moved & TOP) | 0x3F800000u);
             if (e & 1)
-                s1 = fmaf(xv[t * PER + e], qf, s1);
+                s1 = fmaf(xv[t * PER + e], m, s1);
             else
-                s0 = fmaf(xv[t * PER + e], qf, s0);
+                s0 = fmaf(xv[t * PER + e], m, s0);
         }
-    return s0 + s1;
+    return ((s0 + s1) - sx) * (float)(1u << BITS);
 }
 
 /* Whether the GEMV may take the 128-bit path for this weight and x. */
@@ -436,7 +439,7 @@ __global__ void k_gemv(wdev w, const float *__restrict__ x, float *__restrict__ 
  * meet in shared memory. Enough threads that a small matrix is read in one wave. NB: input rows
  * per pass (1 for decode keeps the registers low; CU_GEMV_NB otherwise). */
 template <int BITS, int NB>
-__global__ void __launch_bounds__(256, NB == 1 ? 2 : 1)
+__global__ void __launch_bounds__(256, NB == 1 ? 3 : 1)
     k_gemv_q(wdev w, const float *__restrict__ x, float *__restrict__ y, int n, int wpr) {
     constexpr int E = 128 / BITS, R = CU_GEMV_R;
     __shared__ float red[8][R][NB];
@@ -487,7 +490,7 @@ __global__ void __launch_bounds__(256, NB == 1 ? 2 : 1)
                 for (int u = 0; u < E; u++) sx += xv[u];
 #pragma unroll
                 for (int k = 0; k < R; k++)
-                    acc[k][j] += sc[k] * chunk_dot<BITS>(q[k], xv) + bi[k] * sx;
+                    acc[k][j] += sc[k] * chunk_dot<BITS>(q[k], xv, sx) + bi[k] * sx;
             }
         }
 #pragma unroll
@@ -1319,8 +1322,8 @@ extern "C" int tl_cuda_host_selfcheck(char *msg, size_t cap) {
                         const size_t g = (size_t)r * v.ng + (size_t)(c0 / v.gs);
                         float sx = 0.0f;
                         for (int e = 0; e < E; e++) sx += x[c0 + e];
-                        const float sxq = bits == 4 ? chunk_dot<4>(rw[ch], x + c0)
-                                                    : chunk_dot<8>(rw[ch], x + c0);
+                        const float sxq = bits == 4 ? chunk_dot<4>(rw[ch], x + c0, sx)
+                                                    : chunk_dot<8>(rw[ch], x + c0, sx);
                         acc += sh[g] * sxq + bh[g] * sx;
                     }
                     if (!(fabs(acc - dot) <= 1e-5 * (1.0 + mag))) {
