@@ -123,6 +123,12 @@ typedef struct tl_cpu_kern {
     void (*attn_block)(float *const *outs, const float *const *qs, const int *qpos, int nq, int D,
                        float scale, const float *(*row)(const void *ctx, int kv, int t), const void *ctx,
                        float *scratch);
+    /* Causal depthwise conv + SiLU over n consecutive rows of one slot, nc channels:
+     * x[r*ldx + c] = silu(Σ_i wt[i*nc + c] · in(r - K + 1 + i)[c]), in(t) = x row t (input) for
+     * t >= 0, else state row t + K - 1 ([K-1] rows of stride lds, oldest first); the state then
+     * holds the last K-1 inputs. wt is tap-major [K][nc]; tmp: (K-1)*nc floats. */
+    void (*conv_silu)(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
+                      float *tmp);
     void (*swiglu)(float *y, const float *g, const float *u, size_t n); /* y = silu(g) * u */
     void (*mul_sigmoid)(float *y, const float *g, size_t n);           /* y *= sigmoid(g) */
 } tl_cpu_kern;
@@ -153,6 +159,9 @@ void tl_cpu_affine_row(const tl_wdesc *d, int r, float *out);
 /* The portable Gated DeltaNet step (the contract of tl_cpu_kern.gdn_step). */
 void tl_cpu_gdn_step(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
                      const float *v, float *o, float *tmp);
+/* The portable conv_silu (the contract of tl_cpu_kern.conv_silu). */
+void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
+                      float *tmp);
 /* Scale/bias value i of a run of dtype sdt. */
 float tl_cpu_half_get(const void *p, int sdt, size_t i);
 

@@ -685,24 +685,24 @@ typedef struct {
 } gdn_job;
 
 
+/* Channels [lo, hi) of every row: the kernel is copied tap-major into thread scratch, then each
+ * run of one slot's rows goes through conv_silu (rows of a slot are consecutive, in order). */
 static void job_gdn_conv(void *p, int ith, int nth) {
     gdn_job *j = p;
     tl_gdn_state *st = j->st;
-    int C = st->conv_dim, K = st->conv_k;
+    const int C = st->conv_dim, K = st->conv_k;
+    float *wt = tscratch(j->c, ith);
     size_t lo, hi;
     while (task_take(&j->next, (size_t)C, j->chunk, &lo, &hi)) {
-        for (int r = 0; r < j->rows->n; r++) { /* a slot's rows in position order */
-            float *x = j->x + (size_t)r * C;
-            float *s = st->conv + (size_t)j->rows->slot[r] * (K - 1) * C; /* [K-1][C], oldest first */
-            for (int c = (int)lo; c < (int)hi; c++) {
-                const float *wc = j->w + (size_t)c * K;
-                float acc = wc[K - 1] * x[c];
-                for (int i = 0; i < K - 1; i++) acc += wc[i] * s[(size_t)i * C + c];
-                for (int i = 0; i + 1 < K - 1; i++) s[(size_t)i * C + c] = s[(size_t)(i + 1) * C + c];
-                if (K > 1) s[(size_t)(K - 2) * C + c] = x[c];
-                x[c] = acc;
-            }
-            j->c->k->mul_sigmoid(x + lo, x + lo, hi - lo); /* SiLU: x·sigmoid(x), vectorized */
+        const int n = (int)(hi - lo);
+        for (int i = 0; i < K; i++)
+            for (int c = 0; c < n; c++) wt[(size_t)i * n + c] = j->w[(size_t)(lo + c) * K + i];
+        for (int r0 = 0; r0 < j->rows->n;) {
+            int r1 = r0 + 1, slot = j->rows->slot[r0];
+            while (r1 < j->rows->n && j->rows->slot[r1] == slot) r1++;
+            j->c->k->conv_silu(j->x + (size_t)r0 * C + lo, C, r1 - r0, wt, K, n,
+                               st->conv + (size_t)slot * (K - 1) * C + lo, C, wt + (size_t)K * n);
+            r0 = r1;
         }
     }
 }
@@ -711,9 +711,10 @@ static void cpu_gdn_conv(tl_backend *be, float *x, const float *w, tl_gdn_state 
     cpu_ctx *c = ctx_of(be);
     gdn_job j = {.c = c, .x = x, .w = w, .st = st, .rows = rows};
     atomic_store(&j.next, 0);
-    j.chunk = (size_t)st->conv_dim;
+    j.chunk = TL_MIN((size_t)st->conv_dim, (size_t)1024);
+    if (tscratch_reserve(c, j.chunk * (size_t)(2 * st->conv_k)) < 0) return;
     if ((size_t)rows->n * st->conv_dim >= CPU_PAR_MIN / 4 && c->nth > 1) {
-        j.chunk = task_chunk((size_t)st->conv_dim, c->nth, 16);
+        j.chunk = TL_MIN(j.chunk, task_chunk((size_t)st->conv_dim, c->nth, 16));
         tl_pool_run_dyn(c->pool, job_gdn_conv, &j);
     } else {
         job_gdn_conv(&j, 0, 1);

@@ -145,6 +145,7 @@ static const tl_cpu_kern kern_avx2 = {
     .xq_rows = tl_cpu_xq_rows,
     .gdn_step = tl_cpu_gdn_step,
     .attn_block = NULL,
+    .conv_silu = tl_cpu_conv_silu,
     .swiglu = avx2_swiglu,
     .mul_sigmoid = avx2_mul_sigmoid,
 };

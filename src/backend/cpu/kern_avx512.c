@@ -391,6 +391,41 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* conv_silu, 16 channels per vector (see tl_cpu_conv_silu for the order of work). */
+static void avx512_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
+                             float *tmp) {
+    if (n <= 0) return;
+    for (int i = 0; i < K - 1; i++) {
+        int t = n - (K - 1) + i;
+        const float *src = t >= 0 ? x + (size_t)t * ldx : state + (size_t)(t + K - 1) * lds;
+        memcpy(tmp + (size_t)i * nc, src, (size_t)nc * sizeof(float));
+    }
+    const __m512 one = _mm512_set1_ps(1.f);
+    for (int r = n - 1; r >= 0; r--) {
+        const float *in[8];
+        int k8 = K < 8 ? K : 8;
+        for (int i = 0; i < k8; i++) {
+            int t = r - K + 1 + i;
+            in[i] = t >= 0 ? x + (size_t)t * ldx : state + (size_t)(t + K - 1) * lds;
+        }
+        if (K > 8) { /* not a Qwen3.5 shape (K = 4): the portable loop */
+            tl_cpu_conv_silu(x, ldx, n, wt, K, nc, state, lds, tmp);
+            return;
+        }
+        float *xr = x + (size_t)r * ldx;
+        for (int c = 0; c < nc; c += 16) {
+            __mmask16 km = nc - c >= 16 ? 0xFFFF : (__mmask16)((1u << (nc - c)) - 1u);
+            __m512 acc = _mm512_setzero_ps();
+            for (int i = 0; i < k8; i++)
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(km, wt + (size_t)i * nc + c),
+                                      _mm512_maskz_loadu_ps(km, in[i] + c), acc);
+            __m512 d = _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), acc)));
+            _mm512_mask_storeu_ps(xr + c, km, _mm512_div_ps(acc, d));
+        }
+    }
+    for (int i = 0; i < K - 1; i++) memcpy(state + (size_t)i * lds, tmp + (size_t)i * nc, (size_t)nc * sizeof(float));
+}
+
 static void avx512_swiglu(float *y, const float *g, const float *u, size_t n) {
     const __m512 one = _mm512_set1_ps(1.f);
     for (size_t i = 0; i < n; i += 16) {
@@ -421,6 +456,7 @@ static const tl_cpu_kern kern_avx512 = {
     .xq_rows = avx512_xq_rows,
     .gdn_step = avx512_gdn_step,
     .attn_block = avx512_attn_block,
+    .conv_silu = avx512_conv_silu,
     .swiglu = avx512_swiglu,
     .mul_sigmoid = avx512_mul_sigmoid,
 };

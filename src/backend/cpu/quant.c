@@ -363,6 +363,31 @@ void tl_cpu_gdn_step(float *S, int dk, int dv, float alpha, float beta, const fl
     }
 }
 
+/* Rows are computed last to first, in place: row r reads the inputs of rows r-K+1..r, which
+ * are still unwritten. The last K-1 inputs are saved to tmp first and become the state. */
+void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
+                      float *tmp) {
+    if (n <= 0) return;
+    for (int i = 0; i < K - 1; i++) {
+        int t = n - (K - 1) + i;
+        const float *src = t >= 0 ? x + (size_t)t * ldx : state + (size_t)(t + K - 1) * lds;
+        memcpy(tmp + (size_t)i * nc, src, (size_t)nc * sizeof(float));
+    }
+    for (int r = n - 1; r >= 0; r--) {
+        float *xr = x + (size_t)r * ldx;
+        for (int c = 0; c < nc; c++) {
+            float acc = 0.f;
+            for (int i = 0; i < K; i++) {
+                int t = r - K + 1 + i;
+                float in = t >= 0 ? x[(size_t)t * ldx + c] : state[(size_t)(t + K - 1) * lds + c];
+                acc += wt[(size_t)i * nc + c] * in;
+            }
+            xr[c] = acc / (1.f + expf(-acc));
+        }
+    }
+    for (int i = 0; i < K - 1; i++) memcpy(state + (size_t)i * lds, tmp + (size_t)i * nc, (size_t)nc * sizeof(float));
+}
+
 static void scalar_swiglu(float *y, const float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = g[i] / (1.f + expf(-g[i])) * u[i];
 }
@@ -381,6 +406,7 @@ const tl_cpu_kern tl_cpu_kern_scalar = {
     .xq_rows = tl_cpu_xq_rows,
     .gdn_step = tl_cpu_gdn_step,
     .attn_block = NULL,
+    .conv_silu = tl_cpu_conv_silu,
     .swiglu = scalar_swiglu,
     .mul_sigmoid = scalar_mul_sigmoid,
 };
