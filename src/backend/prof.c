@@ -113,6 +113,14 @@ static void p_destroy(tl_backend *be) {
                     (unsigned long long)f->calls[1], f->ns[1] / 1e6);
         }
     }
+    if (tot) {
+        tl_mem_stats ms;
+        tl_mem_get(&ms);
+        fprintf(stderr, "  counted memory peaks (MB):");
+        for (int k = 0; k < TL_MEM_KINDS; k++)
+            fprintf(stderr, " %s %.1f", tl_mem_kind_name((tl_mem_kind)k), ms.peak[k] / 1e6);
+        fprintf(stderr, "; total %.1f\n", ms.peak_total / 1e6);
+    }
     tl_backend *in = p->in;
     free(p->wts);
     free(p);

@@ -271,7 +271,7 @@ int tl_engine_open(tl_engine **out, const tl_engine_opts *opts, tl_err *err) {
         goto fail;
     }
     e->max_slots = o.max_slots ? o.max_slots : 1;
-    e->max_rows = o.max_batch_rows ? o.max_batch_rows : 512;
+    e->max_rows = o.max_batch_rows ? o.max_batch_rows : 128;
     if (e->max_slots > 4096 || e->max_rows > (1 << 16) || e->ctx_len > (1 << 24)) {
         rc = tl_err_set(err, TL_EINVAL, "engine options out of range (max_slots <= 4096, "
                         "max_batch_rows <= 65536)");
