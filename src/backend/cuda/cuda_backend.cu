@@ -40,7 +40,12 @@ extern "C" {
 
 #define CU_GEMV_MAX_N 8   /* batches up to this many rows use the GEMV kernel */
 #define CU_GEMV_NB 4      /* input rows per pass of the GEMV kernels */
+#ifndef CU_GEMV_R
 #define CU_GEMV_R 4       /* weight rows per thread in the 4/8-bit GEMV */
+#endif
+#ifndef CU_GEMV_MINB
+#define CU_GEMV_MINB 3    /* blocks per SM the 1-row GEMV is register-capped for */
+#endif
 #define CU_ATT_WARPS 8    /* warps per attention block */
 #define CU_GDN_THREADS 256
 #define CU_MAX_HEAD_DIM 512
@@ -439,7 +444,7 @@ __global__ void k_gemv(wdev w, const float *__restrict__ x, float *__restrict__ 
  * meet in shared memory. Enough threads that a small matrix is read in one wave. NB: input rows
  * per pass (1 for decode keeps the registers low; CU_GEMV_NB otherwise). */
 template <int BITS, int NB>
-__global__ void __launch_bounds__(256, NB == 1 ? 3 : 1)
+__global__ void __launch_bounds__(256, NB == 1 ? CU_GEMV_MINB : 1)
     k_gemv_q(wdev w, const float *__restrict__ x, float *__restrict__ y, int n, int wpr) {
     constexpr int E = 128 / BITS, R = CU_GEMV_R;
     __shared__ float red[8][R][NB];
