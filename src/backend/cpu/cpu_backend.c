@@ -271,7 +271,7 @@ static void job_qr16(void *p, int ith, int nth) {
         const tl_wmat *w = j->w[i];
         int m0 = mc * j->mchunk, m1 = TL_MIN(j->n, m0 + j->mchunk);
         int rb0 = rt * j->rbchunk, rb1 = TL_MIN(w->rblocks, rb0 + j->rbchunk);
-        for (int rb = rb0; rb < rb1; rb++) k->qr16_mm(w, &j->xq, j->y[i], w->rows, m0, m1, rb, rb + 1);
+        k->qr16_mm(w, &j->xq, j->y[i], w->rows, m0, m1, rb0, rb1);
     }
 }
 
