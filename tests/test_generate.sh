@@ -165,5 +165,13 @@ if [ -f tools/fake_hub.py ]; then
     check "grep -q 'pulling org/tiny' $T/pull.err && [ \"\$(cat $T/pull.rc)\" != 0 ]" "then loads it (the fake repo is no model, so that fails): $(tail -1 "$T/pull.err")"
 fi
 
+# --- TALLOW_PROFILE=1: the per-op table on stderr, the same tokens as without it ---
+gen --model "$M" --prompt-ids 1,2,3 -m 4 --temp 0 --format json >"$T/np.json" 2>/dev/null
+TALLOW_PROFILE=1 gen --model "$M" --prompt-ids 1,2,3 -m 4 --temp 0 --format json >"$T/pr.json" 2>"$T/pr.err"
+check "[ \"\$(json $T/pr.json 'd[\"generated_ids\"]')\" = \"\$(json $T/np.json 'd[\"generated_ids\"]')\" ]" "profiling changes nothing generated"
+check "grep -q '^tallow profile (cpu backend' $T/pr.err && grep -Eq '^  matmul +[0-9]+ ' $T/pr.err" "profile table: $(head -3 "$T/pr.err")"
+check "grep -Eq '^  self_attn.q_proj +8 ' $T/pr.err && grep -Eq '^  mlp.down_proj +8 ' $T/pr.err" "matmul per weight family, a call per layer (2) and forward pass (4): $(grep proj "$T/pr.err" | head -3)"
+check "grep -q 'counted memory peaks (MB): weights' $T/pr.err" "memory peaks line"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
