@@ -105,6 +105,7 @@ static const shape shapes[] = {
     {"Qwen3.5-2B", "lm_head 248320x2048", 248320, 2048},
     {"Qwen3.5-2B", "z / out_proj 2048x2048", 2048, 2048},
     {"Qwen3.5-2B", "attn k/v 512x2048", 512, 2048},
+    {"Qwen3.5-4B", "ffn down 2560x9216", 2560, 9216},
     {"Llama-3.2-3B", "ffn up/gate 8192x3072", 8192, 3072},
     {"Llama-3.2-3B", "ffn down 3072x8192", 3072, 8192},
     {"Llama-3.2-3B", "lm_head 128256x3072", 128256, 3072},

@@ -187,6 +187,54 @@ static void test_matmul_big(tl_backend *be, tl_backend *ref) {
     wbuf_free(&b);
 }
 
+/* Matrices wider than one 2048-column panel (stored panel by panel, the last one partial) and
+ * a fused matmul_n of three weights sharing the input, against one matmul each. */
+static void test_matmul_wide(tl_backend *be, tl_backend *ref, const char *isa) {
+    static const int gs_list[] = {32, 64, 128};
+    for (int bits = 4; bits <= 8; bits += 4)
+        for (size_t gi = 0; gi < TL_ARRAY_LEN(gs_list); gi++)
+            for (int n = 1; n <= 5; n += 2) {
+                int gs = gs_list[gi], rows = 40, cols = 2 * 2048 + 3 * gs;
+                wbuf b;
+                wbuf_affine(&b, rows, cols, bits, gs, TL_DT_BF16);
+                errstat e = run_mm(be, ref, &b, n);
+                CHECKF(rel(e) < 2e-4, "%s wide bits %d gs %d [%d x %d] n %d: rel err %.3g", isa, bits, gs, rows,
+                       cols, n, rel(e));
+                wbuf_free(&b);
+            }
+    enum { NW = 3, COLS = 2048 + 64 };
+    const int rws[NW] = {40, 16, 7}, ns[2] = {1, 19};
+    wbuf b[NW];
+    tl_wmat *w[NW];
+    tl_err err = {0};
+    for (int i = 0; i < NW; i++) {
+        wbuf_affine(&b[i], rws[i], COLS, 4, 64, TL_DT_BF16);
+        CHECKF(be->weight_prepare(be, &b[i].d, &w[i], &err) == 0, "prepare: %s", err.msg);
+    }
+    for (int k = 0; k < 2; k++) {
+        int n = ns[k];
+        float *x = malloc((size_t)n * COLS * 4), *y[NW], *yr[NW];
+        fill_x(x, (size_t)n * COLS);
+        for (int i = 0; i < NW; i++) {
+            y[i] = malloc((size_t)n * rws[i] * 4);
+            yr[i] = malloc((size_t)n * rws[i] * 4);
+            be->matmul(be, w[i], x, yr[i], n);
+        }
+        tl_backend_matmul_n(be, NW, (const tl_wmat *const *)w, x, y, n);
+        for (int i = 0; i < NW; i++) {
+            errstat e = compare(y[i], yr[i], (size_t)n * rws[i]);
+            CHECKF(e.max_err == 0, "%s matmul_n weight %d n %d differs from matmul by %g", isa, i, n, e.max_err);
+            free(y[i]);
+            free(yr[i]);
+        }
+        free(x);
+    }
+    for (int i = 0; i < NW; i++) {
+        be->weight_free(be, w[i]);
+        wbuf_free(&b[i]);
+    }
+}
+
 static void check_close(const char *what, const char *isa, const float *y, const float *yr, size_t n, double tol) {
     errstat e = compare(y, yr, n);
     CHECKF(rel(e) < tol, "%s %s: rel err %.3g (tol %.1g)", isa, what, rel(e), tol);
@@ -431,6 +479,7 @@ int main(void) {
                 }
                 test_matmul_big(be, ref);
             }
+            test_matmul_wide(be, ref, isa);
             test_ops(be, ref, isa);
             test_attention(be, ref, isa, 72, 6, 2);
             test_attention(be, ref, isa, 256, 8, 2);

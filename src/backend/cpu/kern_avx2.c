@@ -35,7 +35,7 @@ static void avx2_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, in
             const int8_t *xq = x->q + (size_t)m * x->cols;
             const int8_t *xq2 = x->q2 ? x->q2 + (size_t)m * x->cols : NULL;
             for (int g = 0; g < w->groups; g++) {
-                const uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+                const uint8_t *gp = tl_qr16_group(w, rb, g);
                 const uint8_t *wb = gp + 32 * sb;
                 size_t gi = (size_t)m * x->groups + g;
                 for (int h = 0; h < 2; h++) {

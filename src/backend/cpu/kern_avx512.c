@@ -31,18 +31,20 @@ static inline __m512i bcast4(const int8_t *p) {
 
 static inline __attribute__((always_inline)) void
 qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int M, int rb,
-          const int bits, const int two) {
+          const int bits, const int two, int g0, int g1, int acc) {
     __m512 facc[4];
     _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) facc[m] = _mm512_setzero_ps();
     const __m512i m0f = _mm512_set1_epi8(0x0F);
     const int gs = w->gs, groups = w->groups, sb = w->sbytes, sdt = w->sdt;
-    const uint8_t *gp = w->packed + (size_t)rb * groups * w->gbytes;
+    const uint8_t *gp = NULL;
+    (void)groups;
     const int8_t *xq[4], *xq2[4];
     _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
         xq[m] = x->q + (size_t)(m0 + m) * x->cols;
         xq2[m] = two ? x->q2 + (size_t)(m0 + m) * x->cols : NULL;
     }
-    for (int g = 0; g < groups; g++, gp += w->gbytes) {
+    for (int g = g0; g < g1; g++, gp += w->gbytes) {
+        if (g == g0 || g % w->pgroups == 0) gp = tl_qr16_group(w, rb, g); /* a panel starts */
         /* GEMV (M <= 2): low and high nibbles accumulate separately, two shorter dependency
          * chains per row — with one chain the M = 1 tile is bound by vpdpbusd latency (~32-40
          * GB/s from L3), with two ~46 GB/s; larger tiles have chains enough */
@@ -95,13 +97,17 @@ qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int
     }
     int nr = TL_MIN(16, w->rows - rb * 16);
     __mmask16 km = (__mmask16)((1u << nr) - 1u);
-    _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(y + (size_t)(m0 + m) * ldy + rb * 16, km, facc[m]);
+    _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
+        float *yp = y + (size_t)(m0 + m) * ldy + rb * 16;
+        if (acc) facc[m] = _mm512_add_ps(facc[m], _mm512_maskz_loadu_ps(km, yp));
+        _mm512_mask_storeu_ps(yp, km, facc[m]);
+    }
 }
 
 #define QR16_CASE(M_, B_, T_)                                                                      \
     static void qr16_tile_##M_##_##B_##_##T_(const tl_wmat *w, const tl_xq *x, float *y, int ldy,  \
-                                              int m0, int rb) {                                    \
-        qr16_tile(w, x, y, ldy, m0, M_, rb, B_, T_);                                               \
+                                              int m0, int rb, int g0, int g1, int acc) {           \
+        qr16_tile(w, x, y, ldy, m0, M_, rb, B_, T_, g0, g1, acc);                                  \
     }
 #define QR16_CASES(B_, T_) QR16_CASE(1, B_, T_) QR16_CASE(2, B_, T_) QR16_CASE(3, B_, T_) QR16_CASE(4, B_, T_)
 QR16_CASES(4, 0)
@@ -109,7 +115,7 @@ QR16_CASES(4, 1)
 QR16_CASES(8, 0)
 QR16_CASES(8, 1)
 
-typedef void (*qr16_tile_fn)(const tl_wmat *, const tl_xq *, float *, int, int, int);
+typedef void (*qr16_tile_fn)(const tl_wmat *, const tl_xq *, float *, int, int, int, int, int, int);
 static const qr16_tile_fn qr16_tiles[2][2][4] = {
     {{qr16_tile_1_4_0, qr16_tile_2_4_0, qr16_tile_3_4_0, qr16_tile_4_4_0},
      {qr16_tile_1_4_1, qr16_tile_2_4_1, qr16_tile_3_4_1, qr16_tile_4_4_1}},
@@ -120,10 +126,18 @@ static const qr16_tile_fn qr16_tiles[2][2][4] = {
 static void avx512_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, int m1,
                            int rb0, int rb1) {
     int bi = w->bits == 8, ti = x->q2 != NULL;
+    if (m1 - m0 <= 2 && w->pgroups < w->groups) {
+        /* decode of a paneled matrix: panel by panel, each one sequential stream over the row
+         * blocks, partial sums added in y */
+        for (int g0 = 0; g0 < w->groups; g0 += w->pgroups)
+            for (int rb = rb0; rb < rb1; rb++)
+                qr16_tiles[bi][ti][m1 - m0 - 1](w, x, y, ldy, m0, rb, g0, TL_MIN(w->groups, g0 + w->pgroups), g0 > 0);
+        return;
+    }
     for (int rb = rb0; rb < rb1; rb++)
         for (int m = m0; m < m1; m += 4) {
             int M = TL_MIN(4, m1 - m);
-            qr16_tiles[bi][ti][M - 1](w, x, y, ldy, m, rb);
+            qr16_tiles[bi][ti][M - 1](w, x, y, ldy, m, rb, 0, w->groups, 0);
         }
 }
 

@@ -79,7 +79,7 @@ void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out) {
     }
     int rb = r / 16, i = r % 16;
     for (int g = 0; g < w->groups; g++) {
-        const uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+        const uint8_t *gp = tl_qr16_group(w, rb, g);
         float s = tl_cpu_half_get(gp, w->sdt, (size_t)i);
         float b = tl_cpu_half_get(gp + 16 * w->sbytes, w->sdt, (size_t)i);
         for (int j = 0; j < w->gs; j++) out[g * w->gs + j] = s * (float)qr16_q(w, gp, i, j) + b;
@@ -200,6 +200,9 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_cpu_arena *arena, tl_err 
     w->sdt = (int)d->dtype;
     w->sbytes = d->dtype == TL_DT_F32 ? 4 : 2;
     w->rblocks = (d->rows + 15) / 16;
+    const char *pe = getenv("TALLOW_CPU_PANEL"); /* 0: whole rows (for comparison) */
+    w->pgroups = pe && strcmp(pe, "0") == 0 ? w->groups : TL_MAX(1, TL_QR16_PANEL_COLS / w->gs);
+    if (w->pgroups > w->groups) w->pgroups = w->groups;
     w->gbytes = (size_t)32 * w->sbytes + (size_t)16 * w->gs * w->bits / 8;
     size_t n;
     if (!tl_mul_ok((size_t)w->rblocks * (size_t)w->groups, w->gbytes, &n))
@@ -220,7 +223,7 @@ int tl_cpu_qr16_pack(tl_wmat *w, const tl_wdesc *d, tl_cpu_arena *arena, tl_err 
             if (r >= d->rows) break; /* padding rows stay zero */
             const uint8_t *row = src + (size_t)r * (row_bits / 8);
             for (int g = 0; g < w->groups; g++) {
-                uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+                uint8_t *gp = (uint8_t *)tl_qr16_group(w, rb, g);
                 uint8_t *wb = gp + 32 * w->sbytes;
                 size_t si = (size_t)r * w->groups + g;
                 if (w->sbytes == 2) { /* constant sizes: inlined, and safe for unaligned files */
@@ -297,7 +300,7 @@ static void scalar_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, 
         for (int m = m0; m < m1; m++) {
             float acc[16] = {0};
             for (int g = 0; g < w->groups; g++) {
-                const uint8_t *gp = w->packed + ((size_t)rb * w->groups + g) * w->gbytes;
+                const uint8_t *gp = tl_qr16_group(w, rb, g);
                 const int8_t *xq = x->q + (size_t)m * x->cols + (size_t)g * w->gs;
                 const int8_t *xq2 = x->q2 ? x->q2 + (size_t)m * x->cols + (size_t)g * w->gs : NULL;
                 float dd = x->d[(size_t)m * x->groups + g], xs = x->s[(size_t)m * x->groups + g];
