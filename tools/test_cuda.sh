@@ -3,16 +3,19 @@
 # on a machine with an NVIDIA GPU: every op against the reference backend, then the tiny models
 # end to end. A test that skips (77) here counts as a failure: on the GPU machine it means the
 # build has no CUDA or the GPU was not found. Then run build/bench_cuda for kernel speeds.
+# TALLOW_BUILD=DIR takes the programs from DIR instead of build/ (binaries built on another
+# machine and copied to the GPU machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+b=${TALLOW_BUILD:-build}
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
     echo "test-cuda: no NVIDIA GPU here; run this on the GPU machine" >&2
     exit 1
 fi
 nvidia-smi -L
 shopt -s nullglob
-tests=(build/cuda_test_cuda_ops build/cuda_test_cuda_models)
-for t in build/cuda_test_*; do
+tests=("$b/cuda_test_cuda_ops" "$b/cuda_test_cuda_models")
+for t in "$b"/cuda_test_*; do
     case " ${tests[*]} " in *" $t "*) ;; *) tests+=("$t") ;; esac
 done
 fail=0

@@ -436,6 +436,52 @@ static void test_attention(int n_heads, int n_kv, int hd) {
     }
 }
 
+/* Decode rows over long contexts: few (row, head) blocks, so the positions are split over
+ * blocks and merged (k_attention_combine). Pages are handed out in a scattered order; K and V
+ * are random in the whole pool. */
+static void test_attention_long(int n_heads, int n_kv, int hd, int ctx) {
+    const int page = 16, slots = 2, mpps = (ctx + page - 1) / page, n_pages = slots * mpps + 3;
+    const int kv_dim = n_kv * hd;
+    int32_t *table = malloc((size_t)slots * mpps * sizeof *table);
+    for (int i = 0; i < slots * mpps; i++) table[i] = (int32_t)((i * 7 + 3) % n_pages);
+    size_t pool = (size_t)n_pages * page * kv_dim;
+    float *kr = rnd_vec(pool, -1, 1), *vr = rnd_vec(pool, -1, 1);
+    float *kg = up(kr, pool), *vg = up(vr, pool);
+    float *krs[1] = {kr}, *vrs[1] = {vr}, *kgs[1] = {kg}, *vgs[1] = {vg};
+    tl_kv kvr = {.n_layers = 1, .kv_dim = kv_dim, .page_size = page, .n_pages = n_pages,
+                 .max_slots = slots, .max_pages_per_slot = mpps, .k = krs, .v = vrs,
+                 .page_table = table};
+    tl_kv kvg = kvr;
+    kvg.k = kgs;
+    kvg.v = vgs;
+    if (G->kv_sync) G->kv_sync(G, &kvg);
+    int32_t aslot[3] = {0, 1, 0}, apos[3] = {ctx - 1, ctx / 2 + 3, 70};
+    for (int n = 1; n <= 3; n += 2) {
+        tl_rows arows = {.n = n, .slot = aslot, .pos = apos};
+        size_t nq = (size_t)n * n_heads * hd;
+        float *q = rnd_vec(nq, -2, 2), *or_ = malloc(nq * sizeof *or_);
+        float *qd = up(q, nq), *od = G->alloc(G, nq, TL_MEM_SCRATCH);
+        float scale = 1.0f / sqrtf((float)hd);
+        R->attention(R, or_, q, &kvr, 0, &arows, n_heads, n_kv, hd, scale);
+        G->attention(G, od, qd, &kvg, 0, &arows, n_heads, n_kv, hd, scale);
+        float *og = down(od, nq);
+        char what[112];
+        snprintf(what, sizeof what, "attention heads %d/%d dim %d, %d rows, context %d", n_heads,
+                 n_kv, hd, n, ctx);
+        close_to(what, og, or_, nq, 1e-4);
+        free(og);
+        free(q);
+        free(or_);
+        gfree(qd, nq);
+        gfree(od, nq);
+    }
+    free(kr);
+    free(vr);
+    G->free(G, kg, pool, TL_MEM_SCRATCH);
+    G->free(G, vg, pool, TL_MEM_SCRATCH);
+    free(table);
+}
+
 /* ---- Gated DeltaNet ------------------------------------------------------------------------- */
 
 static void test_gdn(int Hk, int Hv, int dk, int dv) {
@@ -576,6 +622,9 @@ int main(void) {
     test_attention(6, 2, 40);
     test_attention(4, 1, 256);
     test_attention(2, 1, 320);
+    test_attention_long(24, 8, 128, 1500); /* Llama-3.2-3B's heads */
+    test_attention_long(8, 2, 256, 700);   /* Qwen3.5's full-attention heads */
+    test_attention_long(4, 4, 40, 130);    /* just over one split */
     test_gdn(2, 4, 32, 24);
     test_gdn(1, 2, 128, 128);
     test_gdn(2, 2, 16, 300);

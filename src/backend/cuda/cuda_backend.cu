@@ -8,14 +8,17 @@
 //   2,3,4,5,6,8, LSB-first bit stream, like tl_wdesc_dequant_row) with scales/biases widened
 //   to f32; dense F32/F16/BF16 as stored. Counted as TL_MEM_WEIGHTS.
 // - matmul: n <= CU_GEMV_MAX_N: 4/8-bit rows of whole 16-byte chunks take k_gemv_q (each
-//   thread reads CU_GEMV_R rows' chunks at once, x chunk in registers shared by those rows, the
-//   folded form s·Σxq + b·Σx); other formats a warp per row, one element at a time. Larger n:
+//   thread reads the chunks of 8 rows at once, 4 when n > 1, and shares its x chunk, held in
+//   registers, between them; the folded form s·Σxq + b·Σx); other formats a warp per row, one
+//   element at a time. Larger n:
 //   the weight dequantized to f32 in slices (128 MB scratch) and cuBLAS SGEMM in plain FP32
 //   (pedantic math: no TF32); if cuBLAS cannot start, a 64x64 tiled FMA GEMM.
 // - tl_rows: rows_upload copies slot/pos to the device; an op given rows that were not
 //   uploaded (or whose host arrays changed identity) uploads them itself.
 // - tl_kv: kv_sync mirrors the page table; kv->dev points at the mirror. Ops given a kv with
 //   no mirror make one.
+// - attention: one 8-warp block per (row, head); when that gives few blocks over long contexts
+//   (decode), the positions are split over blocks too and the partial softmaxes merged.
 // - Gated DeltaNet: exact recurrence in fp32 per token; rows of a run (consecutive rows of one
 //   slot) in order. dk <= 128: the state of 32 value columns of one head in the registers of a
 //   4-warp block for the whole run; larger dk: one block per (run, head), state in global memory.
@@ -40,12 +43,8 @@ extern "C" {
 
 #define CU_GEMV_MAX_N 8   /* batches up to this many rows use the GEMV kernel */
 #define CU_GEMV_NB 4      /* input rows per pass of the GEMV kernels */
-#ifndef CU_GEMV_R
-#define CU_GEMV_R 4       /* weight rows per thread in the 4/8-bit GEMV */
-#endif
-#ifndef CU_GEMV_MINB
-#define CU_GEMV_MINB 3    /* blocks per SM the 1-row GEMV is register-capped for */
-#endif
+#define CU_GEMV_R1 8      /* weight rows per thread in the 4/8-bit GEMV, one input row */
+#define CU_GEMV_RN 4      /* the same for 2..CU_GEMV_MAX_N input rows (registers) */
 #define CU_ATT_WARPS 8    /* warps per attention block */
 #define CU_GDN_THREADS 256
 #define CU_MAX_HEAD_DIM 512
@@ -88,6 +87,8 @@ typedef struct cu_ctx {
     int blas_state;      /* 0: not tried, 1: ready, -1: unavailable (tiled kernel instead) */
     float *deq;          /* f32 weight slice for cuBLAS, deq_cap floats */
     size_t deq_cap;
+    float *att;          /* attention partials of split positions, att_cap floats */
+    size_t att_cap;
 } cu_ctx;
 
 struct tl_wmat {
@@ -437,16 +438,16 @@ __global__ void k_gemv(wdev w, const float *__restrict__ x, float *__restrict__ 
 }
 
 /* 4/8-bit GEMV (gemv_fast_ok): 256 threads = 8 warps. A group of `wpr` warps (1, 2, 4 or 8)
- * takes CU_GEMV_R consecutive output rows and splits their 16-byte chunks: lane l of warp
+ * takes R consecutive output rows and splits their 16-byte chunks: lane l of warp
  * `slice` reads chunks slice*32 + l, + 32*wpr, ... of all R rows at once (R independent 128-bit
  * loads in flight), loads the matching x chunk into registers once and uses it for the R rows,
  * with the folded form s·Σxq + b·Σx per chunk (a chunk lies inside one group). Partial sums
  * meet in shared memory. Enough threads that a small matrix is read in one wave. NB: input rows
  * per pass (1 for decode keeps the registers low; CU_GEMV_NB otherwise). */
-template <int BITS, int NB>
-__global__ void __launch_bounds__(256, NB == 1 ? CU_GEMV_MINB : 1)
+template <int BITS, int NB, int R>
+__global__ void __launch_bounds__(256, NB == 1 ? 2 : 1)
     k_gemv_q(wdev w, const float *__restrict__ x, float *__restrict__ y, int n, int wpr) {
-    constexpr int E = 128 / BITS, R = CU_GEMV_R;
+    constexpr int E = 128 / BITS;
     __shared__ float red[8][R][NB];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int rpb = 8 / wpr, rg = warp / wpr, slice = warp % wpr;
@@ -649,16 +650,16 @@ static void cu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y
             const int nchunk = (int)(w->d.row_bytes / 16);
             int wpr = 1; /* warps per row group: as many as the chunks keep busy, up to 8 */
             while (wpr < 8 && 64 * wpr <= nchunk) wpr *= 2;
-            const int rows_pb = (8 / wpr) * CU_GEMV_R;
+            const int rows_pb = (8 / wpr) * (n == 1 ? CU_GEMV_R1 : CU_GEMV_RN);
             const unsigned blocks = (unsigned)((w->d.rows + rows_pb - 1) / rows_pb);
             if (w->d.bits == 4 && n == 1)
-                k_gemv_q<4, 1><<<blocks, 256>>>(v, x, y, n, wpr);
+                k_gemv_q<4, 1, CU_GEMV_R1><<<blocks, 256>>>(v, x, y, n, wpr);
             else if (w->d.bits == 4)
-                k_gemv_q<4, CU_GEMV_NB><<<blocks, 256>>>(v, x, y, n, wpr);
+                k_gemv_q<4, CU_GEMV_NB, CU_GEMV_RN><<<blocks, 256>>>(v, x, y, n, wpr);
             else if (n == 1)
-                k_gemv_q<8, 1><<<blocks, 256>>>(v, x, y, n, wpr);
+                k_gemv_q<8, 1, CU_GEMV_R1><<<blocks, 256>>>(v, x, y, n, wpr);
             else
-                k_gemv_q<8, CU_GEMV_NB><<<blocks, 256>>>(v, x, y, n, wpr);
+                k_gemv_q<8, CU_GEMV_NB, CU_GEMV_RN><<<blocks, 256>>>(v, x, y, n, wpr);
             CK_LAUNCH("k_gemv_q");
             return;
         }
@@ -810,19 +811,25 @@ static void cu_kv_store(tl_backend *be, tl_kv *kv, int layer, const tl_rows *row
     CK_LAUNCH("k_kv_store");
 }
 
-/* One block (CU_ATT_WARPS warps) per (row, head). Warp w takes positions w, w+W, ...; lane l
- * holds dims l, l+32, ... (D per lane). Each warp keeps an online softmax (max m, sum l, acc);
- * the warps are merged at the end. */
+/* One block (CU_ATT_WARPS warps) per (row, head, split). The split covers positions
+ * [z * split_len, min(len, (z + 1) * split_len)) of the row's len = pos + 1 (split_len 0: all).
+ * Warp w takes positions t0 + w, t0 + w + W, ...; lane l holds dims l, l+32, ... (D per lane).
+ * Each warp keeps an online softmax (max m, sum l, acc); the warps are merged at the end. part
+ * NULL: the normalized output goes to out. Otherwise the block writes its partial (max M, sum L
+ * relative to M, unnormalized o[head_dim]) to part[((row * n_heads + head) * nsplit + z)] for
+ * k_attention_combine; an empty split writes M = -inf, L = 0. */
 template <int D>
-__global__ void k_attention(float *out, const float *q, const float *kc, const float *vc,
-                            const int32_t *slot, const int32_t *pos, const int32_t *pt, int mpps,
-                            int page_size, int kv_dim, int n_heads, int group, int head_dim,
-                            float scale) {
+__global__ void k_attention(float *out, float *part, const float *q, const float *kc,
+                            const float *vc, const int32_t *slot, const int32_t *pos,
+                            const int32_t *pt, int mpps, int page_size, int kv_dim, int n_heads,
+                            int group, int head_dim, float scale, int split_len) {
     __shared__ float sm[CU_ATT_WARPS], sl[CU_ATT_WARPS];
     __shared__ float sacc[CU_ATT_WARPS][D * 32];
     const int r = blockIdx.x, h = blockIdx.y;
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const int s = slot[r], len = pos[r] + 1, kvh = h / group;
+    const int t0 = split_len ? (int)blockIdx.z * split_len : 0;
+    const int t1 = split_len ? min(len, t0 + split_len) : len;
     const float *qh = q + ((size_t)r * n_heads + h) * head_dim;
     float qv[D], acc[D];
 #pragma unroll
@@ -832,7 +839,7 @@ __global__ void k_attention(float *out, const float *q, const float *kc, const f
         acc[i] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int t = wid; t < len; t += CU_ATT_WARPS) {
+    for (int t = t0 + wid; t < t1; t += CU_ATT_WARPS) {
         const size_t off = kv_off(pt, mpps, page_size, kv_dim, s, t) + (size_t)kvh * head_dim;
         const float *kt = kc + off, *vt = vc + off;
         float dot = 0.0f;
@@ -868,17 +875,60 @@ __global__ void k_attention(float *out, const float *q, const float *kc, const f
             f[w] = sl[w] > 0.0f ? expf(sm[w] - M) : 0.0f; /* a warp with no position adds 0 */
             L += sl[w] * f[w];
         }
-        float *oh = out + ((size_t)r * n_heads + h) * head_dim;
+        float *oh;
+        float norm;
+        if (part) {
+            float *pp = part + (((size_t)r * n_heads + h) * gridDim.z + blockIdx.z) *
+                                   (size_t)(head_dim + 2);
+            if (lane == 0) {
+                pp[0] = M;
+                pp[1] = L;
+            }
+            oh = pp + 2;
+            norm = 1.0f;
+        } else {
+            oh = out + ((size_t)r * n_heads + h) * head_dim;
+            norm = 1.0f / L;
+        }
 #pragma unroll
         for (int i = 0; i < D; i++) {
             const int d = lane + 32 * i;
             if (d >= head_dim) continue;
             float o = 0.0f;
             for (int w = 0; w < CU_ATT_WARPS; w++) o += sacc[w][d] * f[w];
-            oh[d] = o / L;
+            oh[d] = o * norm;
         }
     }
 }
+
+/* grid (rows, heads), 128 threads: merge the nsplit partials of k_attention into out. */
+__global__ void k_attention_combine(float *out, const float *part, int n_heads, int head_dim,
+                                    int nsplit) {
+    const int r = blockIdx.x, h = blockIdx.y;
+    const float *pp = part + ((size_t)r * n_heads + h) * nsplit * (size_t)(head_dim + 2);
+    float M = -INFINITY;
+    for (int z = 0; z < nsplit; z++) {
+        const float *pz = pp + (size_t)z * (head_dim + 2);
+        if (pz[1] > 0.0f) M = fmaxf(M, pz[0]);
+    }
+    float L = 0.0f;
+    for (int z = 0; z < nsplit; z++) {
+        const float *pz = pp + (size_t)z * (head_dim + 2);
+        if (pz[1] > 0.0f) L += pz[1] * expf(pz[0] - M);
+    }
+    float *oh = out + ((size_t)r * n_heads + h) * head_dim;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (int z = 0; z < nsplit; z++) {
+            const float *pz = pp + (size_t)z * (head_dim + 2);
+            if (pz[1] > 0.0f) o += pz[2 + d] * expf(pz[0] - M);
+        }
+        oh[d] = o / L;
+    }
+}
+
+#define CU_ATT_MIN_SPLIT 64 /* fewest positions a split takes */
+#define CU_ATT_BLOCKS 528   /* blocks (4 per SM of an H200) that splitting aims for */
 
 static void cu_attention(tl_backend *be, float *out, const float *q, const tl_kv *kv, int layer,
                          const tl_rows *rows, int n_heads, int n_kv_heads, int head_dim,
@@ -887,22 +937,61 @@ static void cu_attention(tl_backend *be, float *out, const float *q, const tl_kv
     if (head_dim > CU_MAX_HEAD_DIM || n_kv_heads <= 0 || n_heads % n_kv_heads != 0)
         tl_panic(__FILE__, __LINE__, "cuda attention: head_dim over 512 or heads not a multiple "
                                      "of kv heads (the model loader should have refused it)");
+    cu_ctx *c = (cu_ctx *)be->ctx;
     const int32_t *pt = kv_table(be, kv);
     const int32_t *slot, *pos;
-    rows_get((cu_ctx *)be->ctx, rows, &slot, &pos);
-    dim3 grid((unsigned)rows->n, (unsigned)n_heads);
+    rows_get(c, rows, &slot, &pos);
+    /* Few (row, head) blocks over long contexts (decode): split the positions too, so that the
+     * GPU has ~CU_ATT_BLOCKS blocks, then merge the partial softmaxes. */
+    int max_len = 0;
+    for (int i = 0; i < rows->n; i++) max_len = TL_MAX(max_len, rows->pos[i] + 1);
+    const size_t rh = (size_t)rows->n * (size_t)n_heads;
+    int split_len = 0, nsplit = 1;
+    if (rh < CU_ATT_BLOCKS && max_len > CU_ATT_MIN_SPLIT) {
+        int want = (int)((CU_ATT_BLOCKS + rh - 1) / rh);
+        split_len = TL_MAX(CU_ATT_MIN_SPLIT, (max_len + want - 1) / want);
+        nsplit = (max_len + split_len - 1) / split_len;
+        if (nsplit <= 1) split_len = 0, nsplit = 1;
+    }
+    float *part = NULL;
+    if (nsplit > 1) {
+        const size_t need = rh * (size_t)nsplit * (size_t)(head_dim + 2);
+        if (need > c->att_cap) {
+            if (c->att) {
+                CK(cudaFree(c->att));
+                tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(c->att_cap * sizeof(float)));
+                c->att = NULL;
+                c->att_cap = 0;
+            }
+            if (cudaMalloc((void **)&c->att, need * 2 * sizeof(float)) == cudaSuccess) {
+                c->att_cap = need * 2;
+                tl_mem_add(TL_MEM_SCRATCH, (int64_t)(c->att_cap * sizeof(float)));
+            } else {
+                cudaGetLastError();
+                c->att = NULL;
+            }
+        }
+        if (c->att) part = c->att;
+        else split_len = 0, nsplit = 1; /* no scratch: one block per (row, head) */
+    }
+    dim3 grid((unsigned)rows->n, (unsigned)n_heads, (unsigned)nsplit);
     const int group = n_heads / n_kv_heads;
     const unsigned threads = 32 * CU_ATT_WARPS;
 #define ATT(D)                                                                                     \
-    k_attention<D><<<grid, threads>>>(out, q, kv->k[layer], kv->v[layer], slot, pos, pt,          \
+    k_attention<D><<<grid, threads>>>(out, part, q, kv->k[layer], kv->v[layer], slot, pos, pt,    \
                                       kv->max_pages_per_slot, kv->page_size, kv->kv_dim, n_heads,  \
-                                      group, head_dim, scale)
+                                      group, head_dim, scale, split_len)
     if (head_dim <= 64) ATT(2);
     else if (head_dim <= 128) ATT(4);
     else if (head_dim <= 256) ATT(8);
     else ATT(16);
 #undef ATT
     CK_LAUNCH("k_attention");
+    if (part) {
+        k_attention_combine<<<dim3((unsigned)rows->n, (unsigned)n_heads), 128>>>(
+            out, part, n_heads, head_dim, nsplit);
+        CK_LAUNCH("k_attention_combine");
+    }
 }
 
 /* ---- elementwise ---------------------------------------------------------------------------- */
@@ -1374,6 +1463,10 @@ static void cu_destroy(tl_backend *be) {
             tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(c->deq_cap * sizeof(float)));
         }
         if (c->blas_state == 1) cublasDestroy(c->blas);
+        if (c->att) {
+            cudaFree(c->att);
+            tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(c->att_cap * sizeof(float)));
+        }
         free(c->hruns);
         free(c->runs_key);
         free(c);
