@@ -271,7 +271,9 @@ int tl_engine_open(tl_engine **out, const tl_engine_opts *opts, tl_err *err) {
         goto fail;
     }
     e->max_slots = o.max_slots ? o.max_slots : 1;
-    e->max_rows = o.max_batch_rows ? o.max_batch_rows : 128;
+    /* 128-row prefill passes suit the CPU matmul; the CUDA backend dequantizes each weight per
+     * pass for cuBLAS, so fewer, larger passes pay there */
+    e->max_rows = o.max_batch_rows ? o.max_batch_rows : e->device == TL_DEVICE_CUDA ? 512 : 128;
     if (e->max_slots > 4096 || e->max_rows > (1 << 16) || e->ctx_len > (1 << 24)) {
         rc = tl_err_set(err, TL_EINVAL, "engine options out of range (max_slots <= 4096, "
                         "max_batch_rows <= 65536)");
