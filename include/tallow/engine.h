@@ -27,7 +27,7 @@ typedef struct tl_engine_opts {
     int threads;         /* CPU threads; 0 = all cores */
     int max_slots;       /* sequences that can be live at once; 0 = 1 */
     int ctx_len;         /* tokens per slot; 0 = min(model max, 4096) */
-    int max_batch_rows;  /* rows per forward pass (prefill chunk); 0 = 128 */
+    int max_batch_rows;  /* rows per forward pass (prefill chunk); 0 = 128 (CPU), 512 (CUDA) */
     int exact;           /* 1: use the scalar reference kernels (tests, parity); also when the
                           * environment has TALLOW_EXACT=1. Otherwise the CPU backend ("cpu"),
                           * or the reference if that cannot start. */
