@@ -175,6 +175,9 @@ void tl_cpu_affine_row(const tl_wdesc *d, int r, float *out);
 /* The portable Gated DeltaNet step (the contract of tl_cpu_kern.gdn_step). */
 void tl_cpu_gdn_step(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
                      const float *v, float *o, float *tmp);
+/* conv_silu's first step: the last K-1 inputs (rows of x, or of the state for a run shorter
+ * than K-1) into tmp, before the rows are overwritten. */
+void tl_cpu_conv_tail(const float *x, int ldx, int n, int K, int nc, const float *state, int lds, float *tmp);
 /* The portable conv_silu (the contract of tl_cpu_kern.conv_silu). */
 void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
                       float *tmp);

@@ -409,28 +409,23 @@ static inline __m512 exp512(__m512 x) {
 static void avx512_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
                              float *tmp) {
     if (n <= 0) return;
-    for (int i = 0; i < K - 1; i++) {
-        int t = n - (K - 1) + i;
-        const float *src = t >= 0 ? x + (size_t)t * ldx : state + (size_t)(t + K - 1) * lds;
-        memcpy(tmp + (size_t)i * nc, src, (size_t)nc * sizeof(float));
+    if (K > 8) { /* not a Qwen3.5 shape (K = 4): the portable loop */
+        tl_cpu_conv_silu(x, ldx, n, wt, K, nc, state, lds, tmp);
+        return;
     }
+    tl_cpu_conv_tail(x, ldx, n, K, nc, state, lds, tmp);
     const __m512 one = _mm512_set1_ps(1.f);
     for (int r = n - 1; r >= 0; r--) {
         const float *in[8];
-        int k8 = K < 8 ? K : 8;
-        for (int i = 0; i < k8; i++) {
+        for (int i = 0; i < K; i++) {
             int t = r - K + 1 + i;
             in[i] = t >= 0 ? x + (size_t)t * ldx : state + (size_t)(t + K - 1) * lds;
-        }
-        if (K > 8) { /* not a Qwen3.5 shape (K = 4): the portable loop */
-            tl_cpu_conv_silu(x, ldx, n, wt, K, nc, state, lds, tmp);
-            return;
         }
         float *xr = x + (size_t)r * ldx;
         for (int c = 0; c < nc; c += 16) {
             __mmask16 km = nc - c >= 16 ? 0xFFFF : (__mmask16)((1u << (nc - c)) - 1u);
             __m512 acc = _mm512_setzero_ps();
-            for (int i = 0; i < k8; i++)
+            for (int i = 0; i < K; i++)
                 acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(km, wt + (size_t)i * nc + c),
                                       _mm512_maskz_loadu_ps(km, in[i] + c), acc);
             __m512 d = _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), acc)));

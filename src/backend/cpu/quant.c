@@ -368,14 +368,18 @@ void tl_cpu_gdn_step(float *S, int dk, int dv, float alpha, float beta, const fl
 
 /* Rows are computed last to first, in place: row r reads the inputs of rows r-K+1..r, which
  * are still unwritten. The last K-1 inputs are saved to tmp first and become the state. */
-void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
-                      float *tmp) {
-    if (n <= 0) return;
+void tl_cpu_conv_tail(const float *x, int ldx, int n, int K, int nc, const float *state, int lds, float *tmp) {
     for (int i = 0; i < K - 1; i++) {
         int t = n - (K - 1) + i;
         const float *src = t >= 0 ? x + (size_t)t * ldx : state + (size_t)(t + K - 1) * lds;
         memcpy(tmp + (size_t)i * nc, src, (size_t)nc * sizeof(float));
     }
+}
+
+void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
+                      float *tmp) {
+    if (n <= 0) return;
+    tl_cpu_conv_tail(x, ldx, n, K, nc, state, lds, tmp);
     for (int r = n - 1; r >= 0; r--) {
         float *xr = x + (size_t)r * ldx;
         for (int c = 0; c < nc; c++) {
