@@ -9,8 +9,9 @@
 //   to f32; dense F32/F16/BF16 as stored. Counted as TL_MEM_WEIGHTS.
 // - matmul: n <= CU_GEMV_MAX_N: 4/8-bit rows of whole 16-byte chunks take k_gemv_q (each
 //   thread reads the chunks of 8 rows at once, 4 when n > 1, and shares its x chunk, held in
-//   registers, between them; the folded form s·Σxq + b·Σx); other formats a warp per row, one
-//   element at a time. Larger n:
+//   registers, between them; the folded form s·Σxq + b·Σx); dense BF16/F16 rows of whole
+//   16-byte chunks the same way (k_gemv_h); other formats a warp per row, one element at a
+//   time. Larger n:
 //   the weight dequantized to f32 in slices (128 MB scratch) and cuBLAS SGEMM in plain FP32
 //   (pedantic math: no TF32); if cuBLAS cannot start, a 64x64 tiled FMA GEMM.
 // - tl_rows: rows_upload copies slot/pos to the device; an op given rows that were not
@@ -522,6 +523,98 @@ __global__ void __launch_bounds__(256, NB == 1 ? 2 : 1)
     }
 }
 
+/* The 8 elements of 16 bytes of a BF16 or F16 row as f32. BF16 is the top half of an f32: one
+ * shift or one and per element. */
+template <bool F16>
+__device__ __forceinline__ void half8_to_f32(uint4 q4, float *w) {
+    const uint32_t wd[4] = {q4.x, q4.y, q4.z, q4.w};
+#pragma unroll
+    for (int t = 0; t < 4; t++) {
+        if (F16) {
+            const float2 f = __half22float2(*(const __half2 *)&wd[t]);
+            w[2 * t] = f.x;
+            w[2 * t + 1] = f.y;
+        } else {
+            w[2 * t] = __uint_as_float(wd[t] << 16);
+            w[2 * t + 1] = __uint_as_float(wd[t] & 0xFFFF0000u);
+        }
+    }
+}
+
+/* Dense BF16/F16 GEMV (dense16_fast_ok): k_gemv_q's layout (R rows a thread, wpr warps a row
+ * group, the x chunk in registers shared by the R rows) over 16-byte chunks of 8 elements. */
+template <bool F16, int NB, int R>
+__global__ void __launch_bounds__(256, NB == 1 ? 2 : 1)
+    k_gemv_h(wdev w, const float *__restrict__ x, float *__restrict__ y, int n, int wpr) {
+    __shared__ float red[8][R][NB];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int rpb = 8 / wpr, rg = warp / wpr, slice = warp % wpr;
+    const int o0 = (blockIdx.x * rpb + rg) * R;
+    const int nchunk = (int)(w.row_bytes / 16), cols = w.cols;
+    const uint4 *rw[R];
+#pragma unroll
+    for (int k = 0; k < R; k++)
+        rw[k] = (const uint4 *)(w.data + (size_t)min(o0 + k, w.rows - 1) * w.row_bytes);
+    for (int i0 = 0; i0 < n; i0 += NB) {
+        const int nb = min(NB, n - i0);
+        float acc[R][NB];
+#pragma unroll
+        for (int k = 0; k < R; k++)
+#pragma unroll
+            for (int j = 0; j < NB; j++) acc[k][j] = 0.0f;
+        for (int ch = slice * 32 + lane; ch < nchunk; ch += 32 * wpr) {
+            uint4 q[R];
+#pragma unroll
+            for (int k = 0; k < R; k++) q[k] = __ldg(rw[k] + ch);
+#pragma unroll
+            for (int j = 0; j < NB; j++) {
+                if (j >= nb) break;
+                const float4 *xp = (const float4 *)(x + (size_t)(i0 + j) * cols + (size_t)ch * 8);
+                const float4 xa = __ldg(xp), xb = __ldg(xp + 1);
+                const float xv[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+#pragma unroll
+                for (int k = 0; k < R; k++) {
+                    float wv[8];
+                    half8_to_f32<F16>(q[k], wv);
+                    float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+                    for (int e = 0; e < 8; e += 2) {
+                        s0 = fmaf(xv[e], wv[e], s0);
+                        s1 = fmaf(xv[e + 1], wv[e + 1], s1);
+                    }
+                    acc[k][j] += s0 + s1;
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < R; k++)
+#pragma unroll
+            for (int j = 0; j < NB; j++) {
+                if (j >= nb) break;
+                const float v = warp_sum(acc[k][j]);
+                if (lane == 0) red[warp][k][j] = v;
+            }
+        __syncthreads();
+        const int t = threadIdx.x;
+        if (t < rpb * R * NB) {
+            const int g2 = t / (R * NB), k = (t / NB) % R, j = t % NB;
+            const int o = (blockIdx.x * rpb + g2) * R + k;
+            if (o < w.rows && j < nb) {
+                float v = 0.0f;
+                for (int sl = 0; sl < wpr; sl++) v += red[g2 * wpr + sl][k][j];
+                y[(size_t)(i0 + j) * w.rows + o] = v;
+            }
+        }
+        __syncthreads(); /* red is rewritten by the next pass */
+    }
+}
+
+/* Whether a dense weight may take k_gemv_h. */
+static int dense16_fast_ok(const tl_wdesc *d, const float *x) {
+    return d->kind == TL_W_DENSE && (d->dtype == TL_DT_BF16 || d->dtype == TL_DT_F16) &&
+           d->row_bytes % 16 == 0 && ((uintptr_t)x & 15) == 0;
+}
+
 #define GM_TM 64 /* x rows per block */
 #define GM_TN 64 /* weight rows per block */
 #define GM_TK 32
@@ -661,6 +754,24 @@ static void cu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y
             else
                 k_gemv_q<8, CU_GEMV_NB, CU_GEMV_RN><<<blocks, 256>>>(v, x, y, n, wpr);
             CK_LAUNCH("k_gemv_q");
+            return;
+        }
+        if (dense16_fast_ok(&w->d, x)) {
+            const int nchunk = (int)(w->d.row_bytes / 16);
+            int wpr = 1;
+            while (wpr < 8 && 64 * wpr <= nchunk) wpr *= 2;
+            const int rows_pb = (8 / wpr) * (n == 1 ? CU_GEMV_R1 : CU_GEMV_RN);
+            const unsigned blocks = (unsigned)((w->d.rows + rows_pb - 1) / rows_pb);
+            const bool f16 = w->d.dtype == TL_DT_F16;
+            if (f16 && n == 1)
+                k_gemv_h<true, 1, CU_GEMV_R1><<<blocks, 256>>>(v, x, y, n, wpr);
+            else if (f16)
+                k_gemv_h<true, CU_GEMV_NB, CU_GEMV_RN><<<blocks, 256>>>(v, x, y, n, wpr);
+            else if (n == 1)
+                k_gemv_h<false, 1, CU_GEMV_R1><<<blocks, 256>>>(v, x, y, n, wpr);
+            else
+                k_gemv_h<false, CU_GEMV_NB, CU_GEMV_RN><<<blocks, 256>>>(v, x, y, n, wpr);
+            CK_LAUNCH("k_gemv_h");
             return;
         }
         const int threads = 256, warps = threads / 32;
