@@ -364,6 +364,9 @@ static void bench_model(const bench_opts *o, int idx, tl_bench_result *r, double
     r->threads = o->threads;
     snprintf(r->device, sizeof r->device, "%s",
              tl_engine_device(e) == TL_DEVICE_CUDA ? "cuda" : "cpu");
+    /* --device auto that landed on a GPU: the measured peak is the host's, not the GPU's; no
+     * share is reported unless --peak-bw gave the GPU's */
+    if (tl_engine_device(e) == TL_DEVICE_CUDA && o->peak_bw <= 0) r->peak_bw_gbs = 0;
 
     if (o->prompt) {
         if (build_text_prompt(o, info, &tok, &prompt, &n_prompt, &err)) goto fail;
