@@ -1,6 +1,6 @@
 # tallow — the commands a developer runs. Everything installs what it needs by itself.
 #   make demo     build, make the demo models, print the comparison table
-#   make test     build and run every test (what CI runs)
+#   make test     build and run every test (what CI runs), on the CPU even where a GPU is present
 #   make debug    ASan + UBSan build, all tests
 #   make fuzz     libFuzzer targets (clang); make fuzz-run FUZZ_SECONDS=60 runs each
 #   make install PREFIX=/usr/local
@@ -27,7 +27,7 @@ test-venv:
 	@bash tools/setup.sh test-venv
 
 test: build test-venv
-	cd build && ctest --output-on-failure -j$(JOBS) -LE cuda
+	cd build && TALLOW_CUDA_AUTO=0 ctest --output-on-failure -j$(JOBS) -LE cuda
 
 demo: build
 	@bash tools/demo.sh
@@ -35,7 +35,7 @@ demo: build
 debug: deps test-venv
 	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DTALLOW_SANITIZE=ON >/dev/null
 	@cmake --build build-debug -j$(JOBS)
-	cd build-debug && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS)
+	cd build-debug && TALLOW_CUDA_AUTO=0 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS)
 
 fuzz: deps
 	@bash tools/setup.sh fuzz
