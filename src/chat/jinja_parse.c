@@ -521,6 +521,14 @@ static void parse_call_args(parser *p, jnode *n) {
     p->pos++;
 }
 
+/* callee(args): a call node at the '(' token at. */
+static jnode *parse_call(parser *p, jnode *callee, tok *at) {
+    jnode *call = mknode(p, E_CALL, at);
+    call->a = callee;
+    parse_call_args(p, call);
+    return call;
+}
+
 static jnode *parse_filter(parser *p, jnode *input, tok *at) {
     tok *nt = cur(p);
     const char *name = expect_name(p);
@@ -566,10 +574,7 @@ static jnode *parse_filter_expr(parser *p, jnode *n) {
             }
             n = tn;
         } else if (is_op(t, "(")) {
-            jnode *call = mknode(p, E_CALL, t);
-            call->a = n;
-            parse_call_args(p, call);
-            n = call;
+            n = parse_call(p, n, t);
         } else return n;
     }
 }
@@ -624,10 +629,7 @@ static jnode *parse_postfix(parser *p, jnode *n) {
             expect_op(p, "]");
             n = it;
         } else if (is_op(t, "(")) {
-            jnode *call = mknode(p, E_CALL, t);
-            call->a = n;
-            parse_call_args(p, call);
-            n = call;
+            n = parse_call(p, n, t);
         } else return n;
     }
 }
@@ -887,6 +889,14 @@ static jnode *parse_tuple_expr(parser *p) {
  * name); returns the index in ends matched. */
 static int parse_body(parser *p, jnodes *body, const char **ends, int nends, tok *opener);
 
+/* parse_body, then the end tag it stopped at ({% name %}); returns the index in ends matched. */
+static int parse_block_body(parser *p, jnodes *body, const char **ends, int nends, tok *opener) {
+    int e = parse_body(p, body, ends, nends, opener);
+    p->pos++; /* the end tag's name */
+    expect_block_end(p);
+    return e;
+}
+
 static void parse_targets(parser *p, jnode *n) {
     const char *names[16];
     int k = 0;
@@ -932,9 +942,7 @@ static jnode *parse_statement(parser *p, tok *bt) {
             expect_block_end(p);
             if (e == 1) {
                 static const char *ends2[] = {"endif"};
-                parse_body(p, &curif->ebody, ends2, 1, bt);
-                p->pos++;
-                expect_block_end(p);
+                parse_block_body(p, &curif->ebody, ends2, 1, bt);
             }
             return n;
         }
@@ -959,14 +967,10 @@ static jnode *parse_statement(parser *p, tok *bt) {
             pfail(p, cur(p)->line, cur(p)->col, "recursive for loops are not supported");
         expect_block_end(p);
         static const char *ends[] = {"else", "endfor"};
-        int e = parse_body(p, &n->body, ends, 2, bt);
-        p->pos++;
-        expect_block_end(p);
+        int e = parse_block_body(p, &n->body, ends, 2, bt);
         if (e == 0) {
             static const char *ends2[] = {"endfor"};
-            parse_body(p, &n->ebody, ends2, 1, bt);
-            p->pos++;
-            expect_block_end(p);
+            parse_block_body(p, &n->ebody, ends2, 1, bt);
         }
         return n;
     }
@@ -985,9 +989,7 @@ static jnode *parse_statement(parser *p, tok *bt) {
             p->pos++;
             n->kind = N_SETBLOCK;
             static const char *ends[] = {"endset"};
-            parse_body(p, &n->body, ends, 1, bt);
-            p->pos++;
-            expect_block_end(p);
+            parse_block_body(p, &n->body, ends, 1, bt);
             return n;
         }
         expect_op(p, "=");
@@ -1042,9 +1044,7 @@ static jnode *parse_statement(parser *p, tok *bt) {
         n->a = chain;
         expect_block_end(p);
         static const char *ends[] = {"endfilter"};
-        parse_body(p, &n->body, ends, 1, bt);
-        p->pos++;
-        expect_block_end(p);
+        parse_block_body(p, &n->body, ends, 1, bt);
         return n;
     }
     if (is_name_tok(t, "generation")) {
@@ -1052,9 +1052,7 @@ static jnode *parse_statement(parser *p, tok *bt) {
         jnode *n = mknode(p, N_BLOCKPASS, bt);
         expect_block_end(p);
         static const char *ends[] = {"endgeneration"};
-        parse_body(p, &n->body, ends, 1, bt);
-        p->pos++;
-        expect_block_end(p);
+        parse_block_body(p, &n->body, ends, 1, bt);
         return n;
     }
     if (is_name_tok(t, "break") || is_name_tok(t, "continue")) {
