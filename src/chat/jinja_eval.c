@@ -478,6 +478,12 @@ jv jv_binop(jctx *c, int op, jv a, jv b) {
 static jv eval(jctx *c, jframe *f, const jnode *n);
 static void exec_body(jctx *c, jframe *f, const jnodes *body, jbuf *out);
 
+/* Errors from here on name n's line and column (evaluating its operands moved them on). */
+static void at_node(jctx *c, const jnode *n) {
+    c->line = n->line;
+    c->col = n->col;
+}
+
 void jargs_eval(jctx *c, jframe *f, const jnode *n, jargs *a) {
     a->n = n->args.n;
     a->nkw = n->kwargs.n;
@@ -486,6 +492,12 @@ void jargs_eval(jctx *c, jframe *f, const jnode *n, jargs *a) {
     a->kw = n->kwnames;
     for (int i = 0; i < a->n; i++) a->v[i] = eval(c, f, n->args.v[i]);
     for (int i = 0; i < a->nkw; i++) a->kv[i] = eval(c, f, n->kwargs.v[i]);
+}
+
+/* n's arguments into *a, then back at n for what uses them. */
+static void args_at(jctx *c, jframe *f, const jnode *n, jargs *a) {
+    jargs_eval(c, f, n, a);
+    at_node(c, n);
 }
 
 /* Positional-or-keyword argument i named name; def when absent. */
@@ -599,8 +611,7 @@ jv jv_call(jctx *c, jv callee, const jargs *a) {
 
 /* ---- expressions ---------------------------------------------------------------------------- */
 static jv eval(jctx *c, jframe *f, const jnode *n) {
-    c->line = n->line;
-    c->col = n->col;
+    at_node(c, n);
     switch (n->kind) {
     case E_CONST: return n->val;
     case E_NAME: {
@@ -609,8 +620,7 @@ static jv eval(jctx *c, jframe *f, const jnode *n) {
     }
     case E_ATTR: {
         jv o = eval(c, f, n->a);
-        c->line = n->line;
-        c->col = n->col;
+        at_node(c, n);
         return jv_getattr(c, o, n->name);
     }
     case E_ITEM: {
@@ -619,54 +629,43 @@ static jv eval(jctx *c, jframe *f, const jnode *n) {
             jv s = n->b->a ? eval(c, f, n->b->a) : jv_none();
             jv e = n->b->b ? eval(c, f, n->b->b) : jv_none();
             jv st = n->b->c ? eval(c, f, n->b->c) : jv_none();
-            c->line = n->line;
-            c->col = n->col;
+            at_node(c, n);
             return do_slice(c, o, s, e, st);
         }
         jv k = eval(c, f, n->b);
-        c->line = n->line;
-        c->col = n->col;
+        at_node(c, n);
         return jv_getitem(c, o, k);
     }
     case E_CALL: {
         jargs a;
         if (n->a->kind == E_ATTR) {
             jv o = eval(c, f, n->a->a);
-            jargs_eval(c, f, n, &a);
-            c->line = n->line;
-            c->col = n->col;
+            args_at(c, f, n, &a);
             if (is_method_of(o, n->a->name)) return jv_call_method(c, o, n->a->name, &a);
             return jv_call(c, jv_getattr(c, o, n->a->name), &a);
         }
         jv callee = eval(c, f, n->a);
-        jargs_eval(c, f, n, &a);
-        c->line = n->line;
-        c->col = n->col;
+        args_at(c, f, n, &a);
         return jv_call(c, callee, &a);
     }
     case E_FILTER: {
         jv in = eval(c, f, n->a);
         jargs a;
-        jargs_eval(c, f, n, &a);
-        c->line = n->line;
-        c->col = n->col;
+        args_at(c, f, n, &a);
         return jv_apply_filter(c, n->name, in, &a);
     }
     case E_TEST: {
         /* `x is defined` must not fail on an undefined x */
         jv in = eval(c, f, n->a);
         jargs a;
-        jargs_eval(c, f, n, &a);
-        c->line = n->line;
-        c->col = n->col;
+        args_at(c, f, n, &a);
         int r = jv_apply_test(c, n->name, in, &a);
         return jv_bool(n->op ? !r : r);
     }
     case E_NOT: return jv_bool(!jv_truthy(eval(c, f, n->a)));
     case E_NEG: case E_POS: {
         jv v = eval(c, f, n->a);
-        c->line = n->line;
-        c->col = n->col;
+        at_node(c, n);
         if (v.t == JV_UNDEF) jctx_fail_undef(c, v);
         if (is_intlike(v)) {
             if (n->kind == E_POS) return jv_int(ival(v));
@@ -679,8 +678,7 @@ static jv eval(jctx *c, jframe *f, const jnode *n) {
     case E_BIN: {
         jv a = eval(c, f, n->a);
         jv b = eval(c, f, n->b);
-        c->line = n->line;
-        c->col = n->col;
+        at_node(c, n);
         return jv_binop(c, n->op, a, b);
     }
     case E_AND: {
@@ -739,8 +737,7 @@ static void assign_targets(jctx *c, jframe *f, const jnode *n, jv v) {
 
 static void exec_for(jctx *c, jframe *f, const jnode *n, jbuf *out) {
     jv seq = eval(c, f, n->a);
-    c->line = n->line;
-    c->col = n->col;
+    at_node(c, n);
     if (seq.t == JV_UNDEF) seq = jv_list(c, 0);
     jv items = jv_iter_list(c, seq);
     if (n->b) { /* loop filter: evaluated with the targets bound, before the loop runs */
@@ -774,8 +771,7 @@ static void exec_for(jctx *c, jframe *f, const jnode *n, jbuf *out) {
 }
 
 static void exec_node(jctx *c, jframe *f, const jnode *n, jbuf *out) {
-    c->line = n->line;
-    c->col = n->col;
+    at_node(c, n);
     switch (n->kind) {
     case N_TEXT: jbuf_put(out, n->val.u.s->s, n->val.u.s->len); return;
     case N_OUTPUT: jv_write_str(out, eval(c, f, n->a)); return;
@@ -834,9 +830,7 @@ static void exec_node(jctx *c, jframe *f, const jnode *n, jbuf *out) {
         for (const jnode *x = n->a; x && k < 64; x = x->a) chain[k++] = x;
         for (int i = k - 1; i >= 0; i--) {
             jargs a;
-            jargs_eval(c, f, chain[i], &a);
-            c->line = chain[i]->line;
-            c->col = chain[i]->col;
+            args_at(c, f, chain[i], &a);
             v = jv_apply_filter(c, chain[i]->name, v, &a);
         }
         jv_write_str(out, v);
