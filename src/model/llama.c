@@ -12,7 +12,6 @@
  * Tied models use the embedding table (dense or MLX quantized) as the head. Biases are not
  * supported (neither Llama 3 nor Qwen3 has them): a config asking for them is refused. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,12 +25,8 @@ typedef struct llama_layer {
 } llama_layer;
 
 typedef struct llama_w {
-    tl_weight embed;              /* [vocab, H] */
-    tl_weight lm_head;            /* untied only */
-    const tl_weight *head;        /* &embed or &lm_head */
-    float *norm;                  /* [H] */
-    float *inv_freq;              /* [rot_dim/2] backend buffer */
-    int rot_dim, qk_norm;
+    tl_model_ends e;              /* embed, head, final norm, inv_freq (Llama-3 scaled) */
+    int qk_norm;
     llama_layer *layers;          /* [n_layers] */
 } llama_w;
 
@@ -41,29 +36,6 @@ typedef struct llama_run {
     float *gate, *up;                              /* [max_rows, I] */
     float *hout, *logits;                          /* [max_out, H], [max_out, vocab] */
 } llama_run;
-
-/* Inverse frequencies as transformers computes them (f32), with Llama-3 scaling. */
-static void llama_inv_freq(const tl_config *c, int rot_dim, float *out) {
-    const double pi = 3.14159265358979323846;
-    for (int i = 0; i < rot_dim / 2; i++) {
-        float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / rot_dim));
-        if (c->rope_factor > 0) {
-            double lo_wl = c->rope_original_max_pos / c->rope_low_freq_factor;
-            double hi_wl = c->rope_original_max_pos / c->rope_high_freq_factor;
-            double wl = 2.0 * pi / f;
-            if (wl < hi_wl) {
-                /* high frequencies unchanged */
-            } else if (wl > lo_wl) {
-                f = (float)(f / c->rope_factor);
-            } else {
-                double s = (c->rope_original_max_pos / wl - c->rope_low_freq_factor) /
-                           (c->rope_high_freq_factor - c->rope_low_freq_factor);
-                f = (float)(((1.0 - s) / c->rope_factor + s) * f);
-            }
-        }
-        out[i] = f;
-    }
-}
 
 static void llama_unload(tl_model *m) {
     llama_w *w = m->w;
@@ -81,10 +53,7 @@ static void llama_unload(tl_model *m) {
         }
         free(w->layers);
     }
-    tl_model_weight_free(m, &w->embed);
-    tl_model_weight_free(m, &w->lm_head);
-    tl_model_vector_free(m, w->norm, H);
-    tl_model_vector_free(m, w->inv_freq, w->rot_dim / 2);
+    tl_model_ends_free(m, &w->e);
     free(w);
     m->w = NULL;
 }
@@ -92,37 +61,24 @@ static void llama_unload(tl_model *m) {
 static int llama_load(tl_model *m, tl_err *err) {
     const tl_config *c = &m->cfg;
     int H = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
-    int I = c->intermediate_size, V = c->vocab_size, rc;
+    int I = c->intermediate_size, rc;
     llama_w *w = calloc(1, sizeof *w);
     if (!w) return tl_err_set(err, TL_ENOMEM, "out of memory");
     m->w = w;
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->layers) return tl_err_set(err, TL_ENOMEM, "out of memory");
     w->qk_norm = c->arch == TL_ARCH_QWEN3;
-    w->rot_dim = (int)(hd * c->partial_rotary_factor);
-    w->rot_dim -= w->rot_dim % 2;
-    if (w->rot_dim <= 0) w->rot_dim = hd;
 
-    if ((rc = tl_model_linear(m, &w->embed, "embed_tokens", 0, V, H, err))) return rc;
-    if (c->tie_word_embeddings) {
-        w->head = &w->embed;
-    } else {
-        if ((rc = tl_model_linear(m, &w->lm_head, "lm_head", 1, V, H, err))) return rc;
-        w->head = &w->lm_head;
-    }
-    if ((rc = tl_model_vector(m, &w->norm, "norm.weight", H, 0.0f, err))) return rc;
+    if ((rc = tl_model_ends_load(m, &w->e, 0.0f, 1, err))) return rc;
     for (int l = 0; l < c->n_layers; l++) {
         llama_layer *L = &w->layers[l];
-        char nm[128];
 #define LIN(field, mod, r, cc)                                                                     \
     do {                                                                                           \
-        snprintf(nm, sizeof nm, "layers.%d.%s", l, mod);                                           \
-        if ((rc = tl_model_linear(m, &L->field, nm, 0, r, cc, err))) return rc;                    \
+        if ((rc = tl_model_layer_linear(m, &L->field, l, mod, r, cc, err))) return rc;             \
     } while (0)
 #define VEC(field, mod, n)                                                                         \
     do {                                                                                           \
-        snprintf(nm, sizeof nm, "layers.%d.%s.weight", l, mod);                                    \
-        if ((rc = tl_model_vector(m, &L->field, nm, n, 0.0f, err))) return rc;                     \
+        if ((rc = tl_model_layer_vector(m, &L->field, l, mod ".weight", n, 0.0f, err))) return rc; \
     } while (0)
         VEC(attn_norm, "input_layernorm", H);
         VEC(mlp_norm, "post_attention_layernorm", H);
@@ -140,17 +96,7 @@ static int llama_load(tl_model *m, tl_err *err) {
 #undef LIN
 #undef VEC
     }
-    float *f = malloc((size_t)(w->rot_dim / 2) * sizeof(float));
-    if (!f) return tl_err_set(err, TL_ENOMEM, "out of memory");
-    llama_inv_freq(c, w->rot_dim, f);
-    w->inv_freq = m->be->vec_upload(m->be, f, (size_t)(w->rot_dim / 2));
-    free(f);
-    if (!w->inv_freq) return tl_err_set(err, TL_ENOMEM, "out of memory");
-
-    m->kv_layers = c->n_layers;
-    m->kv_dim = nkv * hd;
-    m->info.n_full_attn_layers = c->n_layers;
-    m->info.kv_bytes_per_token = (int64_t)c->n_layers * 2 * m->kv_dim * (int64_t)sizeof(float);
+    tl_model_set_kv(m, c->n_layers);
     m->info.state_bytes_per_slot = 0;
     return 0;
 }
@@ -216,7 +162,7 @@ static int llama_forward(tl_model *m, const tl_batch *b, tl_err *err) {
     if (n > m->dims.max_rows || b->n_out > m->dims.max_out)
         return tl_err_set(err, TL_EINVAL, "llama forward: %d rows / %d outputs exceed the %d / %d "
                           "prepared", n, b->n_out, m->dims.max_rows, m->dims.max_out);
-    be->embed(be, w->embed.w, b->tokens, r->x, n);
+    be->embed(be, w->e.embed.w, b->tokens, r->x, n);
     for (int l = 0; l < c->n_layers; l++) {
         llama_layer *L = &w->layers[l];
         be->rmsnorm(be, r->xn, r->x, L->attn_norm, n, H, eps);
@@ -227,8 +173,8 @@ static int llama_forward(tl_model *m, const tl_batch *b, tl_err *err) {
             be->rmsnorm(be, r->q, r->q, L->q_norm, n * nh, hd, eps);
             be->rmsnorm(be, r->k, r->k, L->k_norm, n * nkv, hd, eps);
         }
-        be->rope(be, r->q, &b->rows, nh, hd, w->rot_dim, w->inv_freq);
-        be->rope(be, r->k, &b->rows, nkv, hd, w->rot_dim, w->inv_freq);
+        be->rope(be, r->q, &b->rows, nh, hd, w->e.rot_dim, w->e.inv_freq);
+        be->rope(be, r->k, &b->rows, nkv, hd, w->e.rot_dim, w->e.inv_freq);
         be->kv_store(be, b->kv, l, &b->rows, r->k, r->v);
         be->attention(be, r->att, r->q, b->kv, l, &b->rows, nh, nkv, hd, scale);
         be->matmul(be, L->o.w, r->att, r->xn, n);
@@ -236,7 +182,7 @@ static int llama_forward(tl_model *m, const tl_batch *b, tl_err *err) {
         tl_model_mlp(be, r->x, r->xn, r->gate, r->up, L->mlp_norm, &L->gate, &L->up, &L->down, n,
                      H, I, eps);
     }
-    tl_model_head(be, b, r->x, r->hout, r->logits, w->norm, w->head, H, c->vocab_size, eps);
+    tl_model_head(be, b, r->x, r->hout, r->logits, w->e.norm, w->e.head, H, c->vocab_size, eps);
     return 0;
 }
 

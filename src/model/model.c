@@ -7,6 +7,7 @@
  * mapping (never copied here); their bytes are counted as TL_MEM_WEIGHTS while bound. */
 #include "model/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,81 @@ int tl_model_vector(tl_model *m, float **out, const char *name, int n, float add
 
 void tl_model_vector_free(tl_model *m, float *v, int n) {
     if (v) m->be->free(m->be, v, (size_t)n, TL_MEM_WEIGHTS);
+}
+
+int tl_model_layer_linear(tl_model *m, tl_weight *out, int l, const char *module, int rows,
+                          int cols, tl_err *err) {
+    char nm[128];
+    snprintf(nm, sizeof nm, "layers.%d.%s", l, module);
+    return tl_model_linear(m, out, nm, 0, rows, cols, err);
+}
+
+int tl_model_layer_vector(tl_model *m, float **out, int l, const char *name, int n, float add,
+                          tl_err *err) {
+    char nm[128];
+    snprintf(nm, sizeof nm, "layers.%d.%s", l, name);
+    return tl_model_vector(m, out, nm, n, add, err);
+}
+
+/* Inverse frequencies as transformers computes them (f32), with Llama-3 scaling if asked. */
+static void inv_freq_fill(const tl_config *c, int rot_dim, int llama3_scaling, float *out) {
+    const double pi = 3.14159265358979323846;
+    for (int i = 0; i < rot_dim / 2; i++) {
+        float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / rot_dim));
+        if (llama3_scaling && c->rope_factor > 0) {
+            double lo_wl = c->rope_original_max_pos / c->rope_low_freq_factor;
+            double hi_wl = c->rope_original_max_pos / c->rope_high_freq_factor;
+            double wl = 2.0 * pi / f;
+            if (wl < hi_wl) {
+                /* high frequencies unchanged */
+            } else if (wl > lo_wl) {
+                f = (float)(f / c->rope_factor);
+            } else {
+                double s = (c->rope_original_max_pos / wl - c->rope_low_freq_factor) /
+                           (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (float)(((1.0 - s) / c->rope_factor + s) * f);
+            }
+        }
+        out[i] = f;
+    }
+}
+
+int tl_model_ends_load(tl_model *m, tl_model_ends *e, float norm_add, int llama3_scaling,
+                       tl_err *err) {
+    const tl_config *c = &m->cfg;
+    int H = c->hidden_size, V = c->vocab_size, hd = c->head_dim, rc;
+    e->rot_dim = (int)(hd * c->partial_rotary_factor);
+    e->rot_dim -= e->rot_dim % 2;
+    if (e->rot_dim <= 0) e->rot_dim = hd;
+    if ((rc = tl_model_linear(m, &e->embed, "embed_tokens", 0, V, H, err))) return rc;
+    if (c->tie_word_embeddings) {
+        e->head = &e->embed;
+    } else {
+        if ((rc = tl_model_linear(m, &e->lm_head, "lm_head", 1, V, H, err))) return rc;
+        e->head = &e->lm_head;
+    }
+    if ((rc = tl_model_vector(m, &e->norm, "norm.weight", H, norm_add, err))) return rc;
+    float *f = malloc((size_t)(e->rot_dim / 2) * sizeof(float));
+    if (!f) return tl_err_set(err, TL_ENOMEM, "out of memory");
+    inv_freq_fill(c, e->rot_dim, llama3_scaling, f);
+    e->inv_freq = m->be->vec_upload(m->be, f, (size_t)(e->rot_dim / 2));
+    free(f);
+    if (!e->inv_freq) return tl_err_set(err, TL_ENOMEM, "out of memory");
+    return 0;
+}
+
+void tl_model_ends_free(tl_model *m, tl_model_ends *e) {
+    tl_model_weight_free(m, &e->embed);
+    tl_model_weight_free(m, &e->lm_head);
+    tl_model_vector_free(m, e->norm, m->cfg.hidden_size);
+    tl_model_vector_free(m, e->inv_freq, e->rot_dim / 2);
+}
+
+void tl_model_set_kv(tl_model *m, int n_full) {
+    m->kv_layers = n_full;
+    m->kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim;
+    m->info.n_full_attn_layers = n_full;
+    m->info.kv_bytes_per_token = (int64_t)n_full * 2 * m->kv_dim * (int64_t)sizeof(float);
 }
 
 static const char *dtype_label(const tl_model *m) {

@@ -111,6 +111,31 @@ void tl_model_weight_free(tl_model *m, tl_weight *w);
 void tl_model_vector_free(tl_model *m, float *v, int n);
 /* Whether the module <module> exists (its .weight). */
 int tl_model_has(const tl_model *m, const char *module, int root);
+/* Layer l's module: tl_model_linear / tl_model_vector of "layers.<l>.<name>". */
+int tl_model_layer_linear(tl_model *m, tl_weight *out, int l, const char *module, int rows,
+                          int cols, tl_err *err);
+int tl_model_layer_vector(tl_model *m, float **out, int l, const char *name, int n, float add,
+                          tl_err *err);
+
+/* The two ends of every decoder stack: the token embedding, the final norm, the LM head (the
+ * embedding when tied) and RoPE's inverse frequencies. */
+typedef struct tl_model_ends {
+    tl_weight embed;         /* [vocab, H] */
+    tl_weight lm_head;       /* untied only */
+    const tl_weight *head;   /* &embed or &lm_head */
+    float *norm;             /* [H] */
+    float *inv_freq;         /* [rot_dim/2] backend buffer */
+    int rot_dim;             /* head_dim * partial_rotary_factor, even; head_dim if that is 0 */
+} tl_model_ends;
+
+/* Bind embed_tokens, lm_head (unless tied) and norm.weight (+ norm_add, in that order, so the
+ * first missing one is the one named) and upload inv_freq = 1/theta^(2i/rot_dim), with Llama-3
+ * frequency scaling (docs/models.md §4.3) when llama3_scaling and config has rope_type llama3. */
+int tl_model_ends_load(tl_model *m, tl_model_ends *e, float norm_add, int llama3_scaling,
+                       tl_err *err);
+void tl_model_ends_free(tl_model *m, tl_model_ends *e);
+/* Set the KV cache geometry: n_full layers of full attention, n_kv_heads * head_dim wide. */
+void tl_model_set_kv(tl_model *m, int n_full);
 
 /* ---- blocks every architecture shares (written once against the backend table) ------------- */
 

@@ -50,13 +50,10 @@ typedef struct q35_layer {
 
 typedef struct q35_w {
     int Hk, Hv, dk, dv, K, key_dim, value_dim, conv_dim;
-    int rot_dim, gated;           /* gated: q_proj carries the output gate */
+    int gated;                    /* gated: q_proj carries the output gate */
     int n_lin, n_full;
     int mlx_sanitized;            /* norms stored as 1 + w */
-    tl_weight embed, lm_head;
-    const tl_weight *head;
-    float *norm;                  /* [H] */
-    float *inv_freq;              /* [rot_dim/2] */
+    tl_model_ends e;              /* embed, head, final norm, inv_freq (unscaled) */
     q35_layer *layers;
 } q35_w;
 
@@ -136,10 +133,7 @@ static void q35_unload(tl_model *m) {
         }
         free(w->layers);
     }
-    tl_model_weight_free(m, &w->embed);
-    tl_model_weight_free(m, &w->lm_head);
-    tl_model_vector_free(m, w->norm, H);
-    tl_model_vector_free(m, w->inv_freq, w->rot_dim / 2);
+    tl_model_ends_free(m, &w->e);
     free(w);
     m->w = NULL;
 }
@@ -157,7 +151,7 @@ static int q35_load(tl_model *m, tl_err *err) {
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->layers) return tl_err_set(err, TL_ENOMEM, "out of memory");
     const int H = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
-    const int I = c->intermediate_size, V = c->vocab_size;
+    const int I = c->intermediate_size;
     w->Hk = c->linear_num_key_heads;
     w->Hv = c->linear_num_value_heads;
     w->dk = c->linear_key_head_dim;
@@ -167,9 +161,6 @@ static int q35_load(tl_model *m, tl_err *err) {
     w->value_dim = w->Hv * w->dv;
     w->conv_dim = 2 * w->key_dim + w->value_dim;
     w->gated = c->attn_output_gate;
-    w->rot_dim = (int)(hd * c->partial_rotary_factor);
-    w->rot_dim -= w->rot_dim % 2;
-    if (w->rot_dim <= 0) w->rot_dim = hd;
     for (int l = 0; l < c->n_layers; l++) {
         q35_layer *L = &w->layers[l];
         L->full = c->layer_is_full ? c->layer_is_full[l] : 0;
@@ -196,26 +187,16 @@ static int q35_load(tl_model *m, tl_err *err) {
     w->mlx_sanitized = layout == 1;
     const float add = w->mlx_sanitized ? 0.0f : 1.0f;
 
-    if ((rc = tl_model_linear(m, &w->embed, "embed_tokens", 0, V, H, err))) return rc;
-    if (c->tie_word_embeddings) {
-        w->head = &w->embed;
-    } else {
-        if ((rc = tl_model_linear(m, &w->lm_head, "lm_head", 1, V, H, err))) return rc;
-        w->head = &w->lm_head;
-    }
-    if ((rc = tl_model_vector(m, &w->norm, "norm.weight", H, add, err))) return rc;
+    if ((rc = tl_model_ends_load(m, &w->e, add, 0, err))) return rc;
     for (int l = 0; l < c->n_layers; l++) {
         q35_layer *L = &w->layers[l];
-        char nm[128];
 #define LIN(field, mod, r, cc)                                                                     \
     do {                                                                                           \
-        snprintf(nm, sizeof nm, "layers.%d.%s", l, mod);                                           \
-        if ((rc = tl_model_linear(m, &L->field, nm, 0, r, cc, err))) return rc;                    \
+        if ((rc = tl_model_layer_linear(m, &L->field, l, mod, r, cc, err))) return rc;             \
     } while (0)
 #define VEC(field, mod, n, plus)                                                                   \
     do {                                                                                           \
-        snprintf(nm, sizeof nm, "layers.%d.%s", l, mod);                                           \
-        if ((rc = tl_model_vector(m, &L->field, nm, n, plus, err))) return rc;                     \
+        if ((rc = tl_model_layer_vector(m, &L->field, l, mod, n, plus, err))) return rc;           \
     } while (0)
         VEC(attn_norm, "input_layernorm.weight", H, add);
         VEC(mlp_norm, "post_attention_layernorm.weight", H, add);
@@ -242,19 +223,7 @@ static int q35_load(tl_model *m, tl_err *err) {
 #undef LIN
 #undef VEC
     }
-    /* inverse frequencies as transformers computes them: 1 / theta^(2i/rot_dim) */
-    float *f = malloc((size_t)(w->rot_dim / 2) * sizeof(float));
-    if (!f) return tl_err_set(err, TL_ENOMEM, "out of memory");
-    for (int i = 0; i < w->rot_dim / 2; i++)
-        f[i] = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / w->rot_dim));
-    w->inv_freq = be->vec_upload(be, f, (size_t)(w->rot_dim / 2));
-    free(f);
-    if (!w->inv_freq) return tl_err_set(err, TL_ENOMEM, "out of memory");
-
-    m->kv_layers = w->n_full;
-    m->kv_dim = nkv * hd;
-    m->info.n_full_attn_layers = w->n_full;
-    m->info.kv_bytes_per_token = (int64_t)w->n_full * 2 * m->kv_dim * (int64_t)sizeof(float);
+    tl_model_set_kv(m, w->n_full);
     m->info.state_bytes_per_slot =
         (int64_t)w->n_lin *
         ((int64_t)(w->K - 1) * w->conv_dim + (int64_t)w->Hv * w->dk * w->dv) * (int64_t)sizeof(float);
@@ -434,8 +403,8 @@ static void q35_attention(tl_model *m, q35_layer *L, const tl_batch *bt) {
     }
     be->rmsnorm(be, r->q, r->q, L->q_norm, n * nh, hd, eps);
     be->rmsnorm(be, r->k, r->k, L->k_norm, n * nkv, hd, eps);
-    be->rope(be, r->q, &bt->rows, nh, hd, w->rot_dim, w->inv_freq);
-    be->rope(be, r->k, &bt->rows, nkv, hd, w->rot_dim, w->inv_freq);
+    be->rope(be, r->q, &bt->rows, nh, hd, w->e.rot_dim, w->e.inv_freq);
+    be->rope(be, r->k, &bt->rows, nkv, hd, w->e.rot_dim, w->e.inv_freq);
     be->kv_store(be, bt->kv, L->idx, &bt->rows, r->k, r->v);
     be->attention(be, r->att, r->q, bt->kv, L->idx, &bt->rows, nh, nkv, hd,
                   1.0f / sqrtf((float)hd));
@@ -460,7 +429,7 @@ static int q35_forward(tl_model *m, const tl_batch *bt, tl_err *err) {
     if (w->n_full && !bt->kv)
         return tl_err_set(err, TL_EINVAL, "qwen3.5 forward: no KV cache given");
     if (n == 0) return 0;
-    be->embed(be, w->embed.w, bt->tokens, r->x, n);
+    be->embed(be, w->e.embed.w, bt->tokens, r->x, n);
     for (int l = 0; l < c->n_layers; l++) {
         q35_layer *L = &w->layers[l];
         be->rmsnorm(be, r->xn, r->x, L->attn_norm, n, H, eps);
@@ -470,7 +439,7 @@ static int q35_forward(tl_model *m, const tl_batch *bt, tl_err *err) {
         tl_model_mlp(be, r->x, r->xn, r->ff_gate, r->ff_up, L->mlp_norm, &L->gate, &L->up,
                      &L->down, n, H, I, eps);
     }
-    tl_model_head(be, bt, r->x, r->hout, r->logits, w->norm, w->head, H, c->vocab_size, eps);
+    tl_model_head(be, bt, r->x, r->hout, r->logits, w->e.norm, w->e.head, H, c->vocab_size, eps);
     return 0;
 }
 
