@@ -109,31 +109,32 @@ char *tl_metrics_render(tl_metrics *m, const char *model_name, size_t *len) {
     for (int i = 2; i < 6; i++)
         sb_printf(&b, "tallow_responses_total{code=\"%dxx\"} %llu\n", i,
                   (unsigned long long)m->responses_by_class[i]);
-    put_counter(&b, "tallow_rejected_queue_full_total", "Requests refused with 429 (queue full).",
-                m->rejected_queue_full);
-    put_counter(&b, "tallow_rejected_memory_total", "Requests refused by the memory cap.",
-                m->rejected_memory);
-    put_counter(&b, "tallow_cancelled_total", "Sequences cancelled by a client disconnect.",
-                m->cancelled);
-    put_counter(&b, "tallow_prompt_tokens_total", "Prompt tokens of admitted requests.",
-                m->prompt_tokens);
-    put_counter(&b, "tallow_prompt_cached_tokens_total", "Prompt tokens reused from the prefix cache.",
-                m->cached_prompt_tokens);
-    put_counter(&b, "tallow_generation_tokens_total", "Tokens generated.", m->generation_tokens);
-    put_counter(&b, "tallow_forward_passes_total", "Forward passes (batches) run.",
-                m->forward_passes);
-    put_counter(&b, "tallow_batch_rows_total", "Rows (tokens) over all forward passes.",
-                m->batch_rows_total);
-    put_counter(&b, "tallow_prefix_cache_hits_total", "Requests that reused a cached prefix.",
-                m->prefix_hits);
-    put_counter(&b, "tallow_prefix_cache_misses_total", "Requests with no cached prefix.",
-                m->prefix_misses);
-    put_gauge(&b, "tallow_prefix_cache_bytes", "Bytes held by the prefix cache.", m->prefix_bytes);
-    put_gauge(&b, "tallow_prefix_cache_entries", "Entries in the prefix cache.", m->prefix_entries);
-    put_gauge(&b, "tallow_queue_depth", "Requests waiting for a slot.", m->queue_depth);
-    put_gauge(&b, "tallow_running_sequences", "Sequences being prefilled or decoded.", m->running);
-    put_gauge(&b, "tallow_max_batch_sequences", "Most sequences in one forward pass so far.",
-              m->max_batch_seqs);
+    const struct { const char *name, *help; uint64_t v; } counters[] = {
+        {"tallow_rejected_queue_full_total", "Requests refused with 429 (queue full).",
+         m->rejected_queue_full},
+        {"tallow_rejected_memory_total", "Requests refused by the memory cap.", m->rejected_memory},
+        {"tallow_cancelled_total", "Sequences cancelled by a client disconnect.", m->cancelled},
+        {"tallow_prompt_tokens_total", "Prompt tokens of admitted requests.", m->prompt_tokens},
+        {"tallow_prompt_cached_tokens_total", "Prompt tokens reused from the prefix cache.",
+         m->cached_prompt_tokens},
+        {"tallow_generation_tokens_total", "Tokens generated.", m->generation_tokens},
+        {"tallow_forward_passes_total", "Forward passes (batches) run.", m->forward_passes},
+        {"tallow_batch_rows_total", "Rows (tokens) over all forward passes.", m->batch_rows_total},
+        {"tallow_prefix_cache_hits_total", "Requests that reused a cached prefix.", m->prefix_hits},
+        {"tallow_prefix_cache_misses_total", "Requests with no cached prefix.", m->prefix_misses},
+    };
+    for (size_t i = 0; i < TL_ARRAY_LEN(counters); i++)
+        put_counter(&b, counters[i].name, counters[i].help, counters[i].v);
+    const struct { const char *name, *help; int64_t v; } gauges[] = {
+        {"tallow_prefix_cache_bytes", "Bytes held by the prefix cache.", m->prefix_bytes},
+        {"tallow_prefix_cache_entries", "Entries in the prefix cache.", m->prefix_entries},
+        {"tallow_queue_depth", "Requests waiting for a slot.", m->queue_depth},
+        {"tallow_running_sequences", "Sequences being prefilled or decoded.", m->running},
+        {"tallow_max_batch_sequences", "Most sequences in one forward pass so far.",
+         m->max_batch_seqs},
+    };
+    for (size_t i = 0; i < TL_ARRAY_LEN(gauges); i++)
+        put_gauge(&b, gauges[i].name, gauges[i].help, gauges[i].v);
     put_hist(&b, "tallow_time_to_first_token_seconds", "Request arrival to first token.", &m->ttft);
     put_hist(&b, "tallow_time_per_output_token_seconds", "Time between output tokens.", &m->tpot);
     put_hist(&b, "tallow_batch_sequences", "Sequences per forward pass.", &m->batch_seqs);
