@@ -2,6 +2,8 @@
  * returning the process exit code (0 ok, 1 runtime failure, 2 usage / bad input). */
 #ifndef TL_CLI_H
 #define TL_CLI_H
+#include <stdio.h>
+
 #include "tallow.h"
 
 int cmd_generate(int argc, char **argv);
@@ -23,6 +25,21 @@ int cli_parse_ids(const char *s, const char *flag, int32_t **out);
 /* Strict number parsing for flags: 0 ok, -1 (message printed) when not a number in range. */
 int cli_parse_int(const char *s, const char *flag, long lo, long hi, long *out);
 int cli_parse_float(const char *s, const char *flag, double lo, double hi, double *out);
+/* What a flag parser returns when the command goes on; otherwise it returns the exit code. */
+enum { CLI_GO_ON = -1 };
+/* One flag of a command with plain flags: "--name VALUE" stores VALUE in *value; a switch
+ * (value NULL) stores on in *sw. */
+typedef struct cli_flag {
+    const char *name;
+    const char **value;
+    int *sw;
+    int on;
+} cli_flag;
+/* Parse argv[1..argc-1] against flags[0..n-1]. -h/--help prints usage on stdout (exit code 0);
+ * anything else prints "<cmd>: unknown or incomplete flag '<arg>'" and usage on stderr (2).
+ * Returns CLI_GO_ON or that exit code. */
+int cli_flags_parse(int argc, char **argv, const char *cmd, const cli_flag *flags, size_t n,
+                    void (*usage)(FILE *f));
 /* The tokenizer of --tokenizer FILE, or of --model (a directory or a repo id in the Hugging Face
  * cache): 0, or nonzero with the message printed. */
 int cli_tok_load(const char *model, const char *file, tl_tokenizer **tok);

@@ -15,22 +15,14 @@ static void usage(FILE *f) {
 int cmd_detokenize(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *ids_arg = NULL;
     int skip = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--skip-special")) skip = 1;
-        else if (!strcmp(a, "--model") && has) model = argv[++i];
-        else if (!strcmp(a, "--tokenizer") && has) file = argv[++i];
-        else if (!strcmp(a, "--ids") && has) ids_arg = argv[++i];
-        else {
-            cli_error("detokenize: unknown or incomplete flag '%s'", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    const cli_flag flags[] = {
+        {"--skip-special", NULL, &skip, 1},
+        {"--model", &model, NULL, 0},
+        {"--tokenizer", &file, NULL, 0},
+        {"--ids", &ids_arg, NULL, 0},
+    };
+    int rc = cli_flags_parse(argc, argv, "detokenize", flags, TL_ARRAY_LEN(flags), usage);
+    if (rc != CLI_GO_ON) return rc;
     if (!!model == !!file) {
         cli_error("detokenize: give exactly one of --model and --tokenizer");
         return 2;
@@ -50,7 +42,7 @@ int cmd_detokenize(int argc, char **argv) {
     tl_err err = {0};
     char *text;
     size_t len;
-    int rc = tl_tok_decode(tok, ids, (size_t)n, skip, &text, &len, &err);
+    rc = tl_tok_decode(tok, ids, (size_t)n, skip, &text, &len, &err);
     free(ids);
     tl_tok_free(tok);
     if (rc) {

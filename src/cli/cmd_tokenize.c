@@ -18,23 +18,15 @@ static void usage(FILE *f) {
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *text = NULL, *format = "text";
     int special = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--no-special")) special = 0;
-        else if (!strcmp(a, "--model") && has) model = argv[++i];
-        else if (!strcmp(a, "--tokenizer") && has) file = argv[++i];
-        else if (!strcmp(a, "--text") && has) text = argv[++i];
-        else if (!strcmp(a, "--format") && has) format = argv[++i];
-        else {
-            cli_error("tokenize: unknown or incomplete flag '%s'", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    const cli_flag flags[] = {
+        {"--no-special", NULL, &special, 0},
+        {"--model", &model, NULL, 0},
+        {"--tokenizer", &file, NULL, 0},
+        {"--text", &text, NULL, 0},
+        {"--format", &format, NULL, 0},
+    };
+    int rc = cli_flags_parse(argc, argv, "tokenize", flags, TL_ARRAY_LEN(flags), usage);
+    if (rc != CLI_GO_ON) return rc;
     if (!!model == !!file) {
         cli_error("tokenize: give exactly one of --model and --tokenizer");
         return 2;
@@ -59,7 +51,7 @@ int cmd_tokenize(int argc, char **argv) {
     int32_t *ids;
     size_t n;
     tl_err err = {0};
-    int rc = tl_tok_encode(tok, text, len, special ? TL_TOK_ADD_SPECIAL : 0, &ids, &n, &err);
+    rc = tl_tok_encode(tok, text, len, special ? TL_TOK_ADD_SPECIAL : 0, &ids, &n, &err);
     free(owned);
     tl_tok_free(tok);
     if (rc) {

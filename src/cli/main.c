@@ -148,6 +148,28 @@ char *cli_read_stdin(size_t *n) {
     return NULL;
 }
 
+int cli_flags_parse(int argc, char **argv, const char *cmd, const cli_flag *flags, size_t n,
+                    void (*usage)(FILE *f)) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        const cli_flag *fl = NULL;
+        for (size_t k = 0; k < n && !fl; k++)
+            if (!strcmp(a, flags[k].name) && (!flags[k].value || i + 1 < argc)) fl = &flags[k];
+        if (!fl) {
+            cli_error("%s: unknown or incomplete flag '%s'", cmd, a);
+            usage(stderr);
+            return 2;
+        }
+        if (fl->value) *fl->value = argv[++i];
+        else *fl->sw = fl->on;
+    }
+    return CLI_GO_ON;
+}
+
 int cli_tok_load(const char *model, const char *file, tl_tokenizer **tok) {
     tl_err err = {0};
     int rc;
