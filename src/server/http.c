@@ -44,8 +44,7 @@ typedef struct conn {
     server *srv;
     tl_endpoint ep;
     const char *cors_origin; /* echoed in Access-Control-Allow-Origin, or NULL */
-    char *body;
-    size_t len, cap;
+    tl_strbuf body;          /* the request body as it arrives */
     int too_big, responded;
     struct MHD_Connection *mc;
     char url[256];           /* the path, for /v1/models/<id> */
@@ -63,8 +62,7 @@ typedef struct conn {
     size_t tool_sent;        /* tools offered: content bytes already streamed */
     int tool_mode;           /* a tool call has begun: hold the rest */
     tl_think_split split;
-    char *d_content, *d_reason; /* deltas collected by the splitter callback */
-    size_t n_content, n_reason, cap_content, cap_reason;
+    tl_strbuf d_content, d_reason; /* deltas collected by the splitter callback */
     char *out;               /* bytes waiting to be written */
     size_t out_len, out_off;
     uint64_t last_write_ns;
@@ -99,20 +97,6 @@ static json_t *jstr(const char *p, size_t n) {
     j = json_stringn(o, k);
     free(o);
     return j ? j : json_string("");
-}
-
-static void buf_add(char **b, size_t *n, size_t *cap, const char *p, size_t len) {
-    if (*n + len + 1 > *cap) {
-        size_t nc = *cap ? *cap : 256;
-        while (*n + len + 1 > nc) nc *= 2;
-        char *t = realloc(*b, nc);
-        if (!t) return;
-        *b = t;
-        *cap = nc;
-    }
-    memcpy(*b + *n, p, len);
-    *n += len;
-    (*b)[*n] = 0;
 }
 
 static void add_common_headers(conn *c, struct MHD_Response *r) {
@@ -290,8 +274,7 @@ static void set_reasoning(conn *c, json_t *msg, const char *r, size_t n) {
 
 static void split_out(void *ctx, int is_reasoning, const char *t, size_t n) {
     conn *c = ctx;
-    if (is_reasoning) buf_add(&c->d_reason, &c->n_reason, &c->cap_reason, t, n);
-    else buf_add(&c->d_content, &c->n_content, &c->cap_content, t, n);
+    (void)tl_strbuf_add(is_reasoning ? &c->d_reason : &c->d_content, t, n); /* OOM: dropped */
 }
 
 static const char *finish_str(tl_srv_finish f) {
@@ -300,7 +283,7 @@ static const char *finish_str(tl_srv_finish f) {
 
 /* Tool calls in the answer: Qwen's <tool_call> XML / JSON, Llama 3's JSON. Returns the parsed
  * tool_calls array (or NULL) and replaces *content with the text outside the calls. */
-static json_t *parse_tool_calls(conn *c, char **content, size_t *n);
+static json_t *parse_tool_calls(tl_strbuf *content);
 
 /* ---- non-streaming -------------------------------------------------------------------------- */
 
@@ -316,12 +299,13 @@ static enum MHD_Result finish_plain(conn *c) {
         tl_think_split_feed(&c->split, q->text ? q->text : "", q->text_len);
         tl_think_split_flush(&c->split);
         json_t *tool_calls = c->req->tools && !c->req->tool_choice_none
-                                 ? parse_tool_calls(c, &c->d_content, &c->n_content)
+                                 ? parse_tool_calls(&c->d_content)
                                  : NULL;
         json_t *msg = json_pack("{s:s}", "role", "assistant");
-        if (tool_calls && c->n_content == 0) json_object_set_new(msg, "content", json_null());
-        else json_object_set_new(msg, "content", jstr(c->d_content ? c->d_content : "", c->n_content));
-        if (c->n_reason) set_reasoning(c, msg, c->d_reason, c->n_reason);
+        if (tool_calls && c->d_content.n == 0) json_object_set_new(msg, "content", json_null());
+        else json_object_set_new(msg, "content",
+                                 jstr(c->d_content.p ? c->d_content.p : "", c->d_content.n));
+        if (c->d_reason.n) set_reasoning(c, msg, c->d_reason.p, c->d_reason.n);
         if (tool_calls) json_object_set_new(msg, "tool_calls", tool_calls);
         choice = json_pack("{s:i, s:o, s:s}", "index", 0, "message", msg, "finish_reason",
                            tool_calls ? "tool_calls" : finish_str(q->finish));
@@ -375,8 +359,8 @@ static json_t *chunk(conn *c, json_t *choice) {
  * opens with a JSON object or list (Llama 3's form). Returns how far content may be sent. */
 static size_t tool_safe_end(conn *c) {
     static const char *const marks[] = {"<tool_call>", "<|python_tag|>"};
-    const char *d = c->d_content;
-    size_t n = c->n_content;
+    const char *d = c->d_content.p;
+    size_t n = c->d_content.n;
     if (c->tool_mode || !d) return c->tool_sent;
     if (c->tool_sent == 0) {
         size_t i = 0;
@@ -423,27 +407,27 @@ static void stream_produce(conn *c, int done) {
     if (ev_to > c->ev_sent || text_to > c->text_sent) {
         size_t text_from = c->text_sent;
         if (c->chat) {
-            size_t keep_content = c->n_content;
-            size_t keep_reason = c->n_reason;
+            size_t keep_content = c->d_content.n;
+            size_t keep_reason = c->d_reason.n;
             if (text_to > c->text_sent)
                 tl_think_split_feed(&c->split, q->text + c->text_sent, text_to - c->text_sent);
             if (done) tl_think_split_flush(&c->split);
             json_t *d = json_object();
-            if (!holding_tools && c->n_content > keep_content)
-                json_object_set_new(d, "content", jstr(c->d_content + keep_content,
-                                                       c->n_content - keep_content));
+            if (!holding_tools && c->d_content.n > keep_content)
+                json_object_set_new(d, "content", jstr(c->d_content.p + keep_content,
+                                                       c->d_content.n - keep_content));
             if (holding_tools) { /* stream what cannot be part of a tool call */
                 size_t to = tool_safe_end(c);
                 if (to > c->tool_sent)
-                    json_object_set_new(d, "content", jstr(c->d_content + c->tool_sent,
+                    json_object_set_new(d, "content", jstr(c->d_content.p + c->tool_sent,
                                                            to - c->tool_sent));
                 c->tool_sent = to;
             }
-            if (c->n_reason > keep_reason) {
-                set_reasoning(c, d, c->d_reason + keep_reason, c->n_reason - keep_reason);
+            if (c->d_reason.n > keep_reason) {
+                set_reasoning(c, d, c->d_reason.p + keep_reason, c->d_reason.n - keep_reason);
             }
-            if (!holding_tools) c->n_content = 0; /* streamed: forget */
-            c->n_reason = 0;
+            if (!holding_tools) c->d_content.n = 0; /* streamed: forget */
+            c->d_reason.n = 0;
             json_t *lp = c->req->logprobs ? chat_logprobs(c, c->ev_sent, ev_to) : json_null();
             if (json_object_size(d) || c->req->logprobs)
                 out_event(c, chunk(c, json_pack("{s:i, s:o, s:o, s:n}", "index", 0, "delta", d,
@@ -479,10 +463,11 @@ static void stream_produce(conn *c, int done) {
         json_t *d = json_object();
         const char *fr = finish_str(q->finish);
         if (holding_tools) { /* the held tail: tool calls and the text around them */
-            memmove(c->d_content, c->d_content + c->tool_sent, c->n_content - c->tool_sent);
-            c->n_content -= c->tool_sent;
-            json_t *tc = parse_tool_calls(c, &c->d_content, &c->n_content);
-            if (c->n_content) json_object_set_new(d, "content", jstr(c->d_content, c->n_content));
+            memmove(c->d_content.p, c->d_content.p + c->tool_sent, c->d_content.n - c->tool_sent);
+            c->d_content.n -= c->tool_sent;
+            json_t *tc = parse_tool_calls(&c->d_content);
+            if (c->d_content.n)
+                json_object_set_new(d, "content", jstr(c->d_content.p, c->d_content.n));
             if (tc) {
                 size_t i;
                 json_t *t;
@@ -578,7 +563,7 @@ static enum MHD_Result do_generate(conn *c) {
     tl_api_err ae;
     tl_err err = {0};
     c->chat = c->ep == TL_EP_CHAT;
-    if (tl_request_parse(c->chat ? TL_REQ_CHAT : TL_REQ_COMPLETION, c->body, c->len,
+    if (tl_request_parse(c->chat ? TL_REQ_CHAT : TL_REQ_COMPLETION, c->body.p, c->body.n,
                          m->vocab_size, &c->req, &ae) < 0)
         return respond_err(c, &ae);
     tl_request *r = c->req;
@@ -690,20 +675,19 @@ static enum MHD_Result do_tokenize(conn *c) {
     tl_err err = {0};
     tl_request *r = NULL;
     int detok = c->ep == TL_EP_DETOKENIZE;
-    if (tl_request_parse(detok ? TL_REQ_DETOKENIZE : TL_REQ_TOKENIZE, c->body, c->len,
+    if (tl_request_parse(detok ? TL_REQ_DETOKENIZE : TL_REQ_TOKENIZE, c->body.p, c->body.n,
                          s->m->vocab_size, &r, &ae) < 0)
         return respond_err(c, &ae);
     json_t *doc;
     if (detok) {
-        char *t = NULL;
-        size_t n = 0, cap = 0;
+        tl_strbuf t = {0};
         for (int i = 0; i < r->n_tokens; i++) {
             size_t bl = 0;
             const char *b = s->m->token_bytes(s->m, r->tokens[i], &bl);
-            if (b) buf_add(&t, &n, &cap, b, bl);
+            if (b) (void)tl_strbuf_add(&t, b, bl);
         }
-        doc = json_pack("{s:o}", "content", jstr(t ? t : "", n));
-        free(t);
+        doc = json_pack("{s:o}", "content", jstr(t.p ? t.p : "", t.n));
+        free(t.p);
     } else {
         int32_t *ids = NULL;
         size_t n = 0;
@@ -839,11 +823,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
-        if (c->too_big || c->len + n > s->o->max_body) {
+        if (c->too_big || c->body.n + n > s->o->max_body) {
             c->too_big = 1;
         } else {
-            buf_add(&c->body, &c->len, &c->cap, upload_data, n);
-            if (!c->body) c->too_big = 1;
+            (void)tl_strbuf_add(&c->body, upload_data, n);
+            if (!c->body.p) c->too_big = 1;
         }
         *upload_data_size = 0;
         return MHD_YES;
@@ -851,7 +835,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (c->too_big)
         return fail(c, 413, "invalid_request_error", "body_too_large", NULL,
                     "request body is over the limit of %zu bytes (--max-body)", s->o->max_body);
-    if (!c->body) buf_add(&c->body, &c->len, &c->cap, "", 0);
+    if (!c->body.p) (void)tl_strbuf_add(&c->body, "", 0);
     return dispatch(c);
 }
 
@@ -864,9 +848,9 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (!c) return;
     if (c->seq) tl_sched_release(s->sched, c->seq); /* cancels it if running; owns c->req */
     else tl_request_free(c->req);
-    free(c->body);
-    free(c->d_content);
-    free(c->d_reason);
+    free(c->body.p);
+    free(c->d_content.p);
+    free(c->d_reason.p);
     free(c->out);
     free(c);
     *con_cls = NULL;
@@ -874,8 +858,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 
 /* ---- tool calls ----------------------------------------------------------------------------- */
 
-static json_t *parse_tool_calls(conn *c, char **content, size_t *n) {
-    char *text = strndup(*content ? *content : "", *n);
+static json_t *parse_tool_calls(tl_strbuf *content) {
+    char *text = strndup(content->p ? content->p : "", content->n);
     char *rest = NULL, *calls = NULL;
     tl_err err;
     if (!text || tl_chat_parse_tool_calls(text, TL_TOOLS_AUTO, &rest, &calls, &err) < 0) {
@@ -891,8 +875,8 @@ static json_t *parse_tool_calls(conn *c, char **content, size_t *n) {
         return NULL;
     }
     /* the content buffer becomes the text outside the calls */
-    c->n_content = 0;
-    if (rest) buf_add(&c->d_content, &c->n_content, &c->cap_content, rest, strlen(rest));
+    content->n = 0;
+    if (rest) (void)tl_strbuf_add(content, rest, strlen(rest));
     free(rest);
     return tc;
 }
