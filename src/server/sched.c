@@ -169,21 +169,15 @@ void tl_seq_free(tl_seq *q) {
     free(q);
 }
 
-/* With s->mu held. */
+/* With s->mu held. q->text stays NULL until there is text; on failure it is unchanged. */
 static int text_append(tl_seq *q, const char *p, size_t n) {
     if (!n) return 0;
-    if (q->text_len + n + 1 > q->text_cap) {
-        size_t nc = q->text_cap ? q->text_cap : 256;
-        while (q->text_len + n + 1 > nc) nc *= 2;
-        char *t = realloc(q->text, nc);
-        if (!t) return -TL_ENOMEM;
-        q->text = t;
-        q->text_cap = nc;
-    }
-    memcpy(q->text + q->text_len, p, n);
-    q->text_len += n;
-    q->text[q->text_len] = 0;
-    return 0;
+    tl_strbuf b = {q->text, q->text_len, q->text_cap};
+    int rc = tl_strbuf_add(&b, p, n);
+    q->text = b.p;
+    q->text_len = b.n;
+    q->text_cap = b.cap;
+    return rc;
 }
 
 static int event_append(tl_seq *q, int32_t id, float lp, const int32_t *tid, const float *tlp) {
