@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/core.h"
 
 static void usage(FILE *f) {
     fputs("usage: tallow detokenize (--model DIR|REPO | --tokenizer FILE) --ids 1,2,3 "

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/core.h"
 
 
 static void usage(FILE *f) {
