@@ -362,10 +362,7 @@ int cmd_chat(int argc, char **argv) {
         }
     cli_gen_args a;
     int rc = cli_gen_parse(&a, argc, argv, 1);
-    if (rc) {
-        cli_gen_args_free(&a);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc != CLI_GO_ON) return rc;
     cli_model m;
     chat c = {0};
     int exit_code = cli_model_prepare(&m, &a);

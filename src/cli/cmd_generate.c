@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -177,7 +178,59 @@ void cli_gen_args_free(cli_gen_args *a) {
     memset(a, 0, sizeof *a);
 }
 
-int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
+/* The flags that are one number each: the range cli_parse_int/float checks, where the value goes
+ * in cli_gen_args (an int, or a float when is_float) and the GA_ bit it sets (0: none). A flag
+ * with open_zero also refuses 0: "<name> must be <open_zero>, got <v> (1 turns it off)". */
+typedef struct num_flag {
+    const char *name;
+    int is_float;
+    double lo, hi;
+    size_t off;
+    unsigned bit;
+    const char *open_zero;
+} num_flag;
+
+#define SP(field) offsetof(cli_gen_args, sp.field)
+static const num_flag k_num_flags[] = {
+    {"--min-tokens-to-keep", 0, 1, INT32_MAX, SP(min_keep), GA_MIN_KEEP, NULL},
+    {"--xtc-probability", 1, 0, 1, SP(xtc_probability), GA_XTC_P, NULL},
+    {"--xtc-threshold", 1, 0, 0.5, SP(xtc_threshold), GA_XTC_T, NULL},
+    {"--temp", 1, 0, 1e6, SP(temperature), GA_TEMP, NULL},
+    {"--top-p", 1, 0, 1, SP(top_p), GA_TOP_P, "in (0, 1]"},
+    {"--top-k", 0, 0, INT32_MAX, SP(top_k), GA_TOP_K, NULL},
+    {"--min-p", 1, 0, 1, SP(min_p), GA_MIN_P, NULL},
+    {"--presence-penalty", 1, -2, 2, SP(presence_penalty), GA_PRES, NULL},
+    {"--frequency-penalty", 1, -2, 2, SP(frequency_penalty), GA_FREQ, NULL},
+    {"--repetition-penalty", 1, 0, 100, SP(repetition_penalty), GA_REP, "> 0"},
+    {"--repetition-context-size", 0, 0, INT32_MAX, SP(repetition_context_size), GA_REP_CTX,
+     NULL},
+    {"--threads", 0, 0, 1024, offsetof(cli_gen_args, threads), 0, NULL},
+    {"--ctx-len", 0, 0, 1 << 24, offsetof(cli_gen_args, ctx_len), 0, NULL},
+};
+#undef SP
+
+/* Store the value v of flag f into a. Returns 0, or 2 (message printed). */
+static int num_flag_set(cli_gen_args *a, const num_flag *f, const char *v) {
+    char *dst = (char *)a + f->off;
+    if (f->is_float) {
+        double d;
+        if (cli_parse_float(v, f->name, f->lo, f->hi, &d)) return 2;
+        if (f->open_zero && d <= 0) {
+            cli_error("%s must be %s, got %g (1 turns it off)", f->name, f->open_zero, d);
+            return 2;
+        }
+        *(float *)dst = (float)d;
+    } else {
+        long l;
+        if (cli_parse_int(v, f->name, (long)f->lo, (long)f->hi, &l)) return 2;
+        *(int *)dst = (int)l;
+    }
+    a->set |= f->bit;
+    return 0;
+}
+
+/* cli_gen_parse without the freeing on the way out. */
+static int gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
     memset(a, 0, sizeof *a);
     tl_sample_params_default(&a->sp);
     a->sp.repetition_context_size = 64;
@@ -185,7 +238,6 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
     a->verbose = 1;
     a->threads = 0;
     const char *v;
-    double d;
     long l;
 #define VAL(name)                                                                                  \
     do {                                                                                           \
@@ -193,9 +245,15 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
     } while (0)
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
+        const num_flag *nf = NULL;
+        for (size_t k = 0; k < TL_ARRAY_LEN(k_num_flags) && !nf; k++)
+            if (is_flag(f, k_num_flags[k].name)) nf = &k_num_flags[k];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             usage(stdout, chat);
-            return 1;
+            return 0;
+        } else if (nf) {
+            VAL(nf->name);
+            if (num_flag_set(a, nf, v)) return 2;
         } else if (is_flag(f, "--model")) {
             VAL("--model");
             a->model = v;
@@ -209,18 +267,6 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
         } else if (!chat && is_flag(f, "--prefill-response")) {
             VAL("--prefill-response");
             a->prefill_response = v;
-        } else if (is_flag(f, "--min-tokens-to-keep")) {
-            VAL("--min-tokens-to-keep");
-            if (cli_parse_int(v, "--min-tokens-to-keep", 1, INT32_MAX, &l)) return 2;
-            a->sp.min_keep = (int)l, a->set |= GA_MIN_KEEP;
-        } else if (is_flag(f, "--xtc-probability")) {
-            VAL("--xtc-probability");
-            if (cli_parse_float(v, "--xtc-probability", 0, 1, &d)) return 2;
-            a->sp.xtc_probability = (float)d, a->set |= GA_XTC_P;
-        } else if (is_flag(f, "--xtc-threshold")) {
-            VAL("--xtc-threshold");
-            if (cli_parse_float(v, "--xtc-threshold", 0, 0.5, &d)) return 2;
-            a->sp.xtc_threshold = (float)d, a->set |= GA_XTC_T;
         } else if (is_flag(f, "--system-prompt")) {
             VAL("--system-prompt");
             a->system_prompt = v;
@@ -228,46 +274,6 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
             VAL(f[1] == 'm' ? "-m" : "--max-tokens");
             if (cli_parse_int(v, "--max-tokens", 0, 10000000, &l)) return 2;
             a->max_tokens = (int)l;
-        } else if (is_flag(f, "--temp")) {
-            VAL("--temp");
-            if (cli_parse_float(v, "--temp", 0, 1e6, &d)) return 2;
-            a->sp.temperature = (float)d, a->set |= GA_TEMP;
-        } else if (is_flag(f, "--top-p")) {
-            VAL("--top-p");
-            if (cli_parse_float(v, "--top-p", 0, 1, &d)) return 2;
-            if (d <= 0) {
-                cli_error("--top-p must be in (0, 1], got %g (1 turns it off)", d);
-                return 2;
-            }
-            a->sp.top_p = (float)d, a->set |= GA_TOP_P;
-        } else if (is_flag(f, "--top-k")) {
-            VAL("--top-k");
-            if (cli_parse_int(v, "--top-k", 0, INT32_MAX, &l)) return 2;
-            a->sp.top_k = (int)l, a->set |= GA_TOP_K;
-        } else if (is_flag(f, "--min-p")) {
-            VAL("--min-p");
-            if (cli_parse_float(v, "--min-p", 0, 1, &d)) return 2;
-            a->sp.min_p = (float)d, a->set |= GA_MIN_P;
-        } else if (is_flag(f, "--presence-penalty")) {
-            VAL("--presence-penalty");
-            if (cli_parse_float(v, "--presence-penalty", -2, 2, &d)) return 2;
-            a->sp.presence_penalty = (float)d, a->set |= GA_PRES;
-        } else if (is_flag(f, "--frequency-penalty")) {
-            VAL("--frequency-penalty");
-            if (cli_parse_float(v, "--frequency-penalty", -2, 2, &d)) return 2;
-            a->sp.frequency_penalty = (float)d, a->set |= GA_FREQ;
-        } else if (is_flag(f, "--repetition-penalty")) {
-            VAL("--repetition-penalty");
-            if (cli_parse_float(v, "--repetition-penalty", 0, 100, &d)) return 2;
-            if (d <= 0) {
-                cli_error("--repetition-penalty must be > 0, got %g (1 turns it off)", d);
-                return 2;
-            }
-            a->sp.repetition_penalty = (float)d, a->set |= GA_REP;
-        } else if (is_flag(f, "--repetition-context-size")) {
-            VAL("--repetition-context-size");
-            if (cli_parse_int(v, "--repetition-context-size", 0, INT32_MAX, &l)) return 2;
-            a->sp.repetition_context_size = (int)l, a->set |= GA_REP_CTX;
         } else if (is_flag(f, "--logit-bias")) {
             VAL("--logit-bias");
             if (parse_logit_bias(a, v)) return 2;
@@ -330,14 +336,6 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
                 return 2;
             }
             a->preset = v;
-        } else if (is_flag(f, "--threads")) {
-            VAL("--threads");
-            if (cli_parse_int(v, "--threads", 0, 1024, &l)) return 2;
-            a->threads = (int)l;
-        } else if (is_flag(f, "--ctx-len")) {
-            VAL("--ctx-len");
-            if (cli_parse_int(v, "--ctx-len", 0, 1 << 24, &l)) return 2;
-            a->ctx_len = (int)l;
         } else if (is_flag(f, "--device")) {
             VAL("--device");
             if (!strcmp(v, "cpu")) a->device = TL_DEVICE_CPU;
@@ -394,7 +392,13 @@ int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
         }
     }
     if (a->preset && a->thinking == TL_THINKING_TEMPLATE) a->thinking = find_preset(a->preset)->thinking;
-    return 0;
+    return CLI_GO_ON;
+}
+
+int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
+    int rc = gen_parse(a, argc, argv, chat);
+    if (rc != CLI_GO_ON) cli_gen_args_free(a);
+    return rc;
 }
 
 /* ---- the model ------------------------------------------------------------------------------ */
@@ -605,8 +609,9 @@ void cli_gen_print_settings(FILE *f, const cli_gen_args *a, const tl_sample_para
             a->preset ? ", preset " : "", a->preset ? a->preset : "");
 }
 
-int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_json,
-               tl_thinking thinking, int add_gen, char **out) {
+/* cli_render (add_gen) and cli_render_continue (cont) in one. */
+static int render(const cli_model *m, const cli_gen_args *a, const char *messages_json,
+                  tl_thinking thinking, int add_gen, int cont, char **out) {
     *out = NULL;
     if (!m->tpl) {
         cli_error("%s has no chat template (chat_template.jinja or \"chat_template\" in "
@@ -616,24 +621,7 @@ int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_j
     }
     tl_chat_opts o = {0};
     o.add_generation_prompt = add_gen;
-    o.thinking = thinking;
-    o.bos_token = m->bos;
-    o.eos_token = m->eos;
-    tl_err err = {0};
-    int rc = tl_chat_render(m->tpl, messages_json, NULL, a->template_config, &o, out, NULL, &err);
-    if (rc) {
-        cli_error("chat template of %s: %s", m->dir, err.msg);
-        return 1;
-    }
-    return 0;
-}
-
-int cli_render_continue(const cli_model *m, const cli_gen_args *a, const char *messages_json,
-                        tl_thinking thinking, char **out) {
-    *out = NULL;
-    if (!m->tpl) return cli_render(m, a, messages_json, thinking, 0, out); /* says why */
-    tl_chat_opts o = {0};
-    o.continue_final_message = 1;
+    o.continue_final_message = cont;
     o.thinking = thinking;
     o.bos_token = m->bos;
     o.eos_token = m->eos;
@@ -643,6 +631,16 @@ int cli_render_continue(const cli_model *m, const cli_gen_args *a, const char *m
         return 1;
     }
     return 0;
+}
+
+int cli_render(const cli_model *m, const cli_gen_args *a, const char *messages_json,
+               tl_thinking thinking, int add_gen, char **out) {
+    return render(m, a, messages_json, thinking, add_gen, 0, out);
+}
+
+int cli_render_continue(const cli_model *m, const cli_gen_args *a, const char *messages_json,
+                        tl_thinking thinking, char **out) {
+    return render(m, a, messages_json, thinking, 0, 1, out);
 }
 
 /* ---- streamed display ----------------------------------------------------------------------- */
@@ -718,10 +716,7 @@ static json_t *str_json(const char *s, size_t n) {
 int cmd_generate(int argc, char **argv) {
     cli_gen_args a;
     int rc = cli_gen_parse(&a, argc, argv, 0);
-    if (rc) {
-        cli_gen_args_free(&a);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc != CLI_GO_ON) return rc;
     cli_model m;
     char *prompt_buf = NULL, *rendered = NULL;
     int32_t *ids = NULL;

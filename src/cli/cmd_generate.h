@@ -44,8 +44,8 @@ typedef struct cli_gen_args {
     int format_json;
 } cli_gen_args;
 
-/* Parse the flags of `generate` (chat = 0) or `chat` (chat = 1). Returns 0 to go on, 1 when
- * --help was printed, 2 on a usage error (message printed). */
+/* Parse the flags of `generate` (chat = 0) or `chat` (chat = 1). Returns CLI_GO_ON, or the exit
+ * code with a freed: 0 when --help was printed, 2 on a usage error (message printed). */
 int cli_gen_parse(cli_gen_args *a, int argc, char **argv, int chat);
 void cli_gen_args_free(cli_gen_args *a);
 
