@@ -46,6 +46,7 @@ typedef struct conn {
     const char *cors_origin; /* echoed in Access-Control-Allow-Origin, or NULL */
     tl_strbuf body;          /* the request body as it arrives */
     int too_big, responded;
+    int body_oom; /* a grow of the body buffer failed: the request is answered 503 */
     struct MHD_Connection *mc;
     char url[256];           /* the path, for /v1/models/<id> */
     /* generation */
@@ -825,9 +826,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         size_t n = *upload_data_size;
         if (c->too_big || c->body.n + n > s->o->max_body) {
             c->too_big = 1;
-        } else {
-            (void)tl_strbuf_add(&c->body, upload_data, n);
-            if (!c->body.p) c->too_big = 1;
+        } else if (!c->body_oom && tl_strbuf_add(&c->body, upload_data, n) < 0) {
+            c->body_oom = 1; /* never parse a body with a chunk missing */
         }
         *upload_data_size = 0;
         return MHD_YES;
@@ -835,7 +835,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (c->too_big)
         return fail(c, 413, "invalid_request_error", "body_too_large", NULL,
                     "request body is over the limit of %zu bytes (--max-body)", s->o->max_body);
-    if (!c->body.p) (void)tl_strbuf_add(&c->body, "", 0);
+    if (c->body_oom || (!c->body.p && tl_strbuf_add(&c->body, "", 0) < 0))
+        return fail(c, 503, "server_error", "memory_cap", NULL,
+                    "out of memory reading the request body (%zu bytes read)", c->body.n);
     return dispatch(c);
 }
 
