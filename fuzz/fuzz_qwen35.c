@@ -7,10 +7,7 @@
  * fails with a message or yields a model whose forward pass (two slots, then a decode step)
  * reads only inside the tensors (ASan checks). Seeds: fuzz/seeds/fuzz_qwen35/
  * (tools/qwen35_fuzz_seeds.py). */
-#include <stdint.h>
-#include <string.h>
-
-#include "model/model.h"
+#include "fuzz_model_common.h"
 
 #define Q35_MICRO(H, I, QUANT)                                                                     \
     "{\"model_type\":\"qwen3_5_text\",\"vocab_size\":16,\"hidden_size\":" #H                        \
@@ -24,56 +21,36 @@
 static const char k_dense[] = Q35_MICRO(8, 16, "");
 static const char k_quant[] = Q35_MICRO(32, 32, ",\"quantization\":{\"group_size\":32,\"bits\":4}");
 
+static const char *const k_quant_names[] = {"model.embed_tokens.scales",
+                                            "model.language_model.embed_tokens.scales",
+                                            "language_model.model.embed_tokens.scales"};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    tl_err err;
-    tl_st_set *st = tl_st_new();
-    if (!st) return 0;
-    if (tl_st_parse(st, "fuzz.safetensors", data, size, &err) != 0) {
-        tl_st_free(st);
+    fuzz_model f;
+    if (!fuzz_model_open(&f, data, size, k_dense, k_quant, k_quant_names,
+                         TL_ARRAY_LEN(k_quant_names)))
         return 0;
-    }
-    int quant = tl_st_get(st, "model.embed_tokens.scales") ||
-                tl_st_get(st, "model.language_model.embed_tokens.scales") ||
-                tl_st_get(st, "language_model.model.embed_tokens.scales");
-    const char *cj = quant ? k_quant : k_dense;
-    tl_config cfg;
-    if (tl_config_parse(&cfg, "config.json", cj, strlen(cj), NULL, 0, &err) != 0) {
-        tl_st_free(st);
-        return 0;
-    }
-    tl_backend *be = tl_backend_ref_new();
-    tl_model *m = NULL;
-    if (tl_model_open_parts(&m, "fuzz", &cfg, st, be, &err) == 0) {
-        tl_run_dims d = {.max_slots = 2, .max_rows = 4, .max_out = 2};
-        if (tl_model_run_init(m, &d, &err) == 0) {
-            /* a KV cache of one page per slot */
-            enum { PS = 8 };
-            float *k = be->alloc(be, (size_t)2 * PS * m->kv_dim, TL_MEM_KV);
-            float *v = be->alloc(be, (size_t)2 * PS * m->kv_dim, TL_MEM_KV);
-            float *kk[1] = {k}, *vv[1] = {v};
-            int32_t pt[4] = {0, -1, 1, -1};
-            tl_kv kv = {.n_layers = 1, .kv_dim = m->kv_dim, .page_size = PS, .n_pages = 2,
-                        .max_slots = 2, .max_pages_per_slot = 2, .k = kk, .v = vv,
-                        .page_table = pt};
-            int32_t slot[4] = {0, 0, 0, 1}, pos[4] = {0, 1, 2, 0}, tok[4] = {1, 15, 7, 3};
-            int32_t out[2] = {2, 3};
-            float logits[32];
-            for (int s = 0; s < 2; s++) m->arch->state_clear(m, s);
-            tl_batch b = {.rows = {.n = 4, .slot = slot, .pos = pos}, .tokens = tok, .kv = &kv,
-                          .n_out = 2, .out_rows = out, .logits = logits};
-            if (m->arch->forward(m, &b, &err) == 0) {
-                int32_t s1[1] = {0}, p1[1] = {3}, t1[1] = {9}, o1[1] = {0};
-                tl_batch b1 = {.rows = {.n = 1, .slot = s1, .pos = p1}, .tokens = t1, .kv = &kv,
-                               .n_out = 1, .out_rows = o1, .logits = logits};
-                (void)m->arch->forward(m, &b1, &err);
-            }
-            be->free(be, k, (size_t)2 * PS * m->kv_dim, TL_MEM_KV);
-            be->free(be, v, (size_t)2 * PS * m->kv_dim, TL_MEM_KV);
+    tl_model *m = f.m;
+    tl_run_dims d = {.max_slots = 2, .max_rows = 4, .max_out = 2};
+    if (tl_model_run_init(m, &d, &f.err) == 0) {
+        /* a KV cache of one page per slot */
+        int32_t pt[4] = {0, -1, 1, -1};
+        fuzz_kv kv;
+        fuzz_kv_init(&kv, &f, 8, 2, 2, 2, pt);
+        int32_t slot[4] = {0, 0, 0, 1}, pos[4] = {0, 1, 2, 0}, tok[4] = {1, 15, 7, 3};
+        int32_t out[2] = {2, 3};
+        float logits[32];
+        for (int s = 0; s < 2; s++) m->arch->state_clear(m, s);
+        tl_batch b = {.rows = {.n = 4, .slot = slot, .pos = pos}, .tokens = tok, .kv = &kv.kv,
+                      .n_out = 2, .out_rows = out, .logits = logits};
+        if (m->arch->forward(m, &b, &f.err) == 0) {
+            int32_t s1[1] = {0}, p1[1] = {3}, t1[1] = {9}, o1[1] = {0};
+            tl_batch b1 = {.rows = {.n = 1, .slot = s1, .pos = p1}, .tokens = t1, .kv = &kv.kv,
+                           .n_out = 1, .out_rows = o1, .logits = logits};
+            (void)m->arch->forward(m, &b1, &f.err);
         }
-        tl_model_close(m);
-    } else {
-        TL_ALWAYS(err.msg[0] != 0);
+        fuzz_kv_free(&kv);
     }
-    be->destroy(be);
+    fuzz_model_close(&f);
     return 0;
 }
