@@ -613,21 +613,26 @@ static json_t *quant_json(int bits) {
     return json_pack("{s:i,s:i,s:s}", "group_size", GROUP, "bits", bits, "mode", "affine");
 }
 
+/* The shape keys both architectures' config.json carry, in their order there. */
+static void set_shape(json_t *c, const spec *s, int layers) {
+    json_object_set_new(c, "vocab_size", json_integer(s->vocab));
+    json_object_set_new(c, "hidden_size", json_integer(s->hidden));
+    json_object_set_new(c, "num_hidden_layers", json_integer(layers));
+    json_object_set_new(c, "num_attention_heads", json_integer(s->heads));
+    json_object_set_new(c, "num_key_value_heads", json_integer(s->kv_heads));
+    json_object_set_new(c, "head_dim", json_integer(s->head_dim));
+    json_object_set_new(c, "intermediate_size", json_integer(s->inter));
+    json_object_set_new(c, "hidden_act", json_string("silu"));
+    json_object_set_new(c, "max_position_embeddings", json_integer(s->max_pos));
+}
+
 static json_t *qwen_text_config(const spec *s, int layers) {
     json_t *lt = json_array();
     for (int i = 0; i < layers; i++)
         json_array_append_new(lt, json_string(qwen_layer_full(i) ? "full_attention" : "linear_attention"));
     json_t *tc = json_object();
     json_object_set_new(tc, "model_type", json_string("qwen3_5_text"));
-    json_object_set_new(tc, "vocab_size", json_integer(s->vocab));
-    json_object_set_new(tc, "hidden_size", json_integer(s->hidden));
-    json_object_set_new(tc, "num_hidden_layers", json_integer(layers));
-    json_object_set_new(tc, "num_attention_heads", json_integer(s->heads));
-    json_object_set_new(tc, "num_key_value_heads", json_integer(s->kv_heads));
-    json_object_set_new(tc, "head_dim", json_integer(s->head_dim));
-    json_object_set_new(tc, "intermediate_size", json_integer(s->inter));
-    json_object_set_new(tc, "hidden_act", json_string("silu"));
-    json_object_set_new(tc, "max_position_embeddings", json_integer(s->max_pos));
+    set_shape(tc, s, layers);
     json_object_set_new(tc, "rms_norm_eps", json_real(1e-6));
     json_object_set_new(tc, "attention_bias", json_false());
     json_object_set_new(tc, "attn_output_gate", json_true());
@@ -667,15 +672,7 @@ static json_t *make_config(const spec *s, int layers, int bits) {
     } else {
         json_object_set_new(c, "architectures", json_pack("[s]", "LlamaForCausalLM"));
         json_object_set_new(c, "model_type", json_string("llama"));
-        json_object_set_new(c, "vocab_size", json_integer(s->vocab));
-        json_object_set_new(c, "hidden_size", json_integer(s->hidden));
-        json_object_set_new(c, "num_hidden_layers", json_integer(layers));
-        json_object_set_new(c, "num_attention_heads", json_integer(s->heads));
-        json_object_set_new(c, "num_key_value_heads", json_integer(s->kv_heads));
-        json_object_set_new(c, "head_dim", json_integer(s->head_dim));
-        json_object_set_new(c, "intermediate_size", json_integer(s->inter));
-        json_object_set_new(c, "hidden_act", json_string("silu"));
-        json_object_set_new(c, "max_position_embeddings", json_integer(s->max_pos));
+        set_shape(c, s, layers);
         json_object_set_new(c, "rms_norm_eps", json_real(1e-5));
         json_object_set_new(c, "rope_theta", json_real(500000.0));
         json_object_set_new(c, "rope_scaling",
