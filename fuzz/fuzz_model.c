@@ -20,24 +20,20 @@ static const char k_quant[] =
 
 static const char *const k_quant_names[] = {"model.embed_tokens.scales"};
 
+/* one slot, a KV cache of one page */
+static const fuzz_model_spec k_spec = {
+    .dense = k_dense, .quant = k_quant, .quant_names = k_quant_names,
+    .n_names = TL_ARRAY_LEN(k_quant_names), .dims = {.max_slots = 1, .max_rows = 4, .max_out = 1},
+    .page_size = 16, .n_pages = 1, .pages_per_slot = 4, .page_table = {0, -1, -1, -1}};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_model f;
-    if (!fuzz_model_open(&f, data, size, k_dense, k_quant, k_quant_names,
-                         TL_ARRAY_LEN(k_quant_names)))
-        return 0;
-    tl_model *m = f.m;
-    tl_run_dims d = {.max_slots = 1, .max_rows = 4, .max_out = 1};
-    if (tl_model_run_init(m, &d, &f.err) == 0) {
-        /* a KV cache of one page for one slot */
-        int32_t pt[4] = {0, -1, -1, -1};
-        fuzz_kv kv;
-        fuzz_kv_init(&kv, &f, 16, 1, 1, 4, pt);
+    if (fuzz_model_start(&f, &k_spec, data, size)) {
         int32_t slot[3] = {0, 0, 0}, pos[3] = {0, 1, 2}, tok[3] = {1, 15, 7}, out[1] = {2};
         float logits[16];
-        tl_batch b = {.rows = {.n = 3, .slot = slot, .pos = pos}, .tokens = tok, .kv = &kv.kv,
+        tl_batch b = {.rows = {.n = 3, .slot = slot, .pos = pos}, .tokens = tok, .kv = &f.kv,
                       .n_out = 1, .out_rows = out, .logits = logits};
-        (void)m->arch->forward(m, &b, &f.err);
-        fuzz_kv_free(&kv);
+        (void)f.m->arch->forward(f.m, &b, &f.err);
     }
     fuzz_model_close(&f);
     return 0;

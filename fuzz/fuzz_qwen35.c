@@ -25,31 +25,28 @@ static const char *const k_quant_names[] = {"model.embed_tokens.scales",
                                             "model.language_model.embed_tokens.scales",
                                             "language_model.model.embed_tokens.scales"};
 
+/* two slots, a KV cache of one page each */
+static const fuzz_model_spec k_spec = {
+    .dense = k_dense, .quant = k_quant, .quant_names = k_quant_names,
+    .n_names = TL_ARRAY_LEN(k_quant_names), .dims = {.max_slots = 2, .max_rows = 4, .max_out = 2},
+    .page_size = 8, .n_pages = 2, .pages_per_slot = 2, .page_table = {0, -1, 1, -1}};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_model f;
-    if (!fuzz_model_open(&f, data, size, k_dense, k_quant, k_quant_names,
-                         TL_ARRAY_LEN(k_quant_names)))
-        return 0;
-    tl_model *m = f.m;
-    tl_run_dims d = {.max_slots = 2, .max_rows = 4, .max_out = 2};
-    if (tl_model_run_init(m, &d, &f.err) == 0) {
-        /* a KV cache of one page per slot */
-        int32_t pt[4] = {0, -1, 1, -1};
-        fuzz_kv kv;
-        fuzz_kv_init(&kv, &f, 8, 2, 2, 2, pt);
+    if (fuzz_model_start(&f, &k_spec, data, size)) {
+        tl_model *m = f.m;
         int32_t slot[4] = {0, 0, 0, 1}, pos[4] = {0, 1, 2, 0}, tok[4] = {1, 15, 7, 3};
         int32_t out[2] = {2, 3};
         float logits[32];
         for (int s = 0; s < 2; s++) m->arch->state_clear(m, s);
-        tl_batch b = {.rows = {.n = 4, .slot = slot, .pos = pos}, .tokens = tok, .kv = &kv.kv,
+        tl_batch b = {.rows = {.n = 4, .slot = slot, .pos = pos}, .tokens = tok, .kv = &f.kv,
                       .n_out = 2, .out_rows = out, .logits = logits};
         if (m->arch->forward(m, &b, &f.err) == 0) {
             int32_t s1[1] = {0}, p1[1] = {3}, t1[1] = {9}, o1[1] = {0};
-            tl_batch b1 = {.rows = {.n = 1, .slot = s1, .pos = p1}, .tokens = t1, .kv = &kv.kv,
+            tl_batch b1 = {.rows = {.n = 1, .slot = s1, .pos = p1}, .tokens = t1, .kv = &f.kv,
                            .n_out = 1, .out_rows = o1, .logits = logits};
             (void)m->arch->forward(m, &b1, &f.err);
         }
-        fuzz_kv_free(&kv);
     }
     fuzz_model_close(&f);
     return 0;
