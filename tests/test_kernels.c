@@ -193,7 +193,7 @@ static void test_matmul_wide(tl_backend *be, tl_backend *ref, const char *isa) {
     static const int gs_list[] = {32, 64, 128};
     for (int bits = 4; bits <= 8; bits += 4)
         for (size_t gi = 0; gi < TL_ARRAY_LEN(gs_list); gi++)
-            for (int n = 1; n <= 5; n += 2) {
+            for (int n = 1; n <= 5; n++) { /* 1-2: decode panel by panel, 3-5: tiles */
                 int gs = gs_list[gi], rows = 40, cols = 2 * 2048 + 3 * gs;
                 wbuf b;
                 wbuf_affine(&b, rows, cols, bits, gs, TL_DT_BF16);
