@@ -355,6 +355,25 @@ static void test_elementwise(void) {
 
 /* ---- KV cache + attention ------------------------------------------------------------------- */
 
+/* Attention of random queries for `rows` over layer `layer` of the reference cache kvr and its
+ * device copy kvg, on both backends: the outputs must agree within 1e-4. */
+static void check_attention(const char *what, const tl_kv *kvr, const tl_kv *kvg, int layer,
+                            const tl_rows *rows, int n_heads, int n_kv, int hd) {
+    size_t nq = (size_t)rows->n * n_heads * hd;
+    float *q = rnd_vec(nq, -2, 2), *or_ = malloc(nq * sizeof *or_);
+    float *qd = up(q, nq), *od = G->alloc(G, nq, TL_MEM_SCRATCH);
+    float scale = 1.0f / sqrtf((float)hd);
+    R->attention(R, or_, q, kvr, layer, rows, n_heads, n_kv, hd, scale);
+    G->attention(G, od, qd, kvg, layer, rows, n_heads, n_kv, hd, scale);
+    float *og = down(od, nq);
+    close_to(what, og, or_, nq, 1e-4);
+    free(og);
+    free(q);
+    free(or_);
+    gfree(qd, nq);
+    gfree(od, nq);
+}
+
 static void test_attention(int n_heads, int n_kv, int hd) {
     const int layers = 2, page = 4, n_pages = 16, slots = 3, mpps = 8;
     const int kv_dim = n_kv * hd;
@@ -409,23 +428,11 @@ static void test_attention(int n_heads, int n_kv, int hd) {
     /* attention of rows at several positions of both slots */
     int32_t aslot[5] = {0, 2, 0, 2, 0}, apos[5] = {9, 5, 0, 2, 4};
     tl_rows arows = {.n = 5, .slot = aslot, .pos = apos};
-    size_t nq = 5 * (size_t)n_heads * hd;
-    float *q = rnd_vec(nq, -2, 2), *or_ = malloc(nq * sizeof *or_);
-    float *qd = up(q, nq), *od = G->alloc(G, nq, TL_MEM_SCRATCH);
-    float scale = 1.0f / sqrtf((float)hd);
-    R->attention(R, or_, q, &kvr, 1, &arows, n_heads, n_kv, hd, scale);
-    G->attention(G, od, qd, &kvg, 1, &arows, n_heads, n_kv, hd, scale);
-    float *og = down(od, nq);
     char what[96];
     snprintf(what, sizeof what, "attention heads %d/%d dim %d", n_heads, n_kv, hd);
-    close_to(what, og, or_, nq, 1e-4);
-    free(og);
-    free(q);
-    free(or_);
+    check_attention(what, &kvr, &kvg, 1, &arows, n_heads, n_kv, hd);
     free(k);
     free(v);
-    gfree(qd, nq);
-    gfree(od, nq);
     gfree(kd, nkv);
     gfree(vd, nkv);
     for (int l = 0; l < layers; l++) {
@@ -458,22 +465,10 @@ static void test_attention_long(int n_heads, int n_kv, int hd, int ctx) {
     int32_t aslot[3] = {0, 1, 0}, apos[3] = {ctx - 1, ctx / 2 + 3, 70};
     for (int n = 1; n <= 3; n += 2) {
         tl_rows arows = {.n = n, .slot = aslot, .pos = apos};
-        size_t nq = (size_t)n * n_heads * hd;
-        float *q = rnd_vec(nq, -2, 2), *or_ = malloc(nq * sizeof *or_);
-        float *qd = up(q, nq), *od = G->alloc(G, nq, TL_MEM_SCRATCH);
-        float scale = 1.0f / sqrtf((float)hd);
-        R->attention(R, or_, q, &kvr, 0, &arows, n_heads, n_kv, hd, scale);
-        G->attention(G, od, qd, &kvg, 0, &arows, n_heads, n_kv, hd, scale);
-        float *og = down(od, nq);
         char what[112];
         snprintf(what, sizeof what, "attention heads %d/%d dim %d, %d rows, context %d", n_heads,
                  n_kv, hd, n, ctx);
-        close_to(what, og, or_, nq, 1e-4);
-        free(og);
-        free(q);
-        free(or_);
-        gfree(qd, nq);
-        gfree(od, nq);
+        check_attention(what, &kvr, &kvg, 0, &arows, n_heads, n_kv, hd);
     }
     free(kr);
     free(vr);
