@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend/backend.h"
 
@@ -20,12 +19,6 @@ int main(void) {
     return 0;
 }
 #else
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -39,10 +32,10 @@ static double time_median(tl_backend *be, bench_fn fn, void *arg, int reps) {
     fn(arg);
     be->sync(be);
     for (int k = 0; k < 5; k++) {
-        double t0 = now_s();
+        uint64_t t0 = tl_now_ns();
         for (int r = 0; r < reps; r++) fn(arg);
         be->sync(be);
-        t[k] = (now_s() - t0) / reps;
+        t[k] = (double)(tl_now_ns() - t0) * 1e-9 / reps;
     }
     qsort(t, 5, sizeof *t, cmp_d);
     return t[2];
