@@ -1465,20 +1465,11 @@ extern "C" int tl_cuda_host_selfcheck(char *msg, size_t cap) {
                 if (!bits && d.dtype == TL_DT_F32)
                     for (size_t i = 3; i < nb; i += 4) data[i] = (uint8_t)(0x3c + (data[i] & 1));
                 d.data = data;
-                wdev v;
-                memset(&v, 0, sizeof v);
-                v.kind = d.kind;
-                v.dtype = d.dtype;
-                v.rows = rows;
-                v.cols = cols;
-                v.bits = bits;
-                v.gs = d.group_size;
-                v.row_bytes = d.row_bytes;
-                v.data = data;
+                tl_wmat hw; /* the weight as weight_prepare holds it, in host memory */
+                memset(&hw, 0, sizeof hw);
+                hw.data = data;
                 if (bits) {
-                    const int ng = cols / d.group_size;
-                    v.ng = ng;
-                    const size_t ns = (size_t)rows * ng;
+                    const size_t ns = (size_t)rows * (cols / d.group_size);
                     float *sf = (float *)sraw, *bf = (float *)braw;
                     for (size_t i = 0; i < ns; i++) {
                         float sv = 0.01f * (float)(1 + i % 7), bv = -0.1f * (float)(i % 5);
@@ -1499,9 +1490,11 @@ extern "C" int tl_cuda_host_selfcheck(char *msg, size_t cap) {
                         sh[i] = tl_dtype_get_f32(d.dtype, sraw, i);
                         bh[i] = tl_dtype_get_f32(d.dtype, braw, i);
                     }
-                    v.scales = sh;
-                    v.biases = bh;
+                    hw.scales = sh;
+                    hw.biases = bh;
                 }
+                hw.d = d;
+                const wdev v = wdev_of(&hw);
                 const int fast = gemv_fast_ok(&d, x);
                 for (int r = 0; r < rows; r++) {
                     tl_wdesc_dequant_row(&d, r, ref);
