@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tallow.h"
+#include "../tests/utf8_valid.h"
 
 static tl_tokenizer *g_tok;
 
@@ -22,23 +23,6 @@ static const char SMALL[] =
     "\"special\":true,\"lstrip\":true,\"rstrip\":true},{\"id\":6,\"content\":\"yy\","
     "\"single_word\":true,\"normalized\":true}],\"normalizer\":{\"type\":\"NFC\"}}";
 
-static int valid_utf8(const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = (unsigned char)s[i];
-        int need = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3
-                 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-        if (!need || i + (size_t)need > n) return 0;
-        for (int k = 1; k < need; k++)
-            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return 0;
-        if ((b == 0xE0 && (unsigned char)s[i + 1] < 0xA0) || (b == 0xED && (unsigned char)s[i + 1] > 0x9F) ||
-            (b == 0xF0 && (unsigned char)s[i + 1] < 0x90) || (b == 0xF4 && (unsigned char)s[i + 1] > 0x8F))
-            return 0;
-        i += (size_t)need;
-    }
-    return 1;
-}
-
 static void roundtrip(const tl_tokenizer *tok, const char *s, size_t n, int exact) {
     int32_t *ids;
     size_t nid;
@@ -48,8 +32,8 @@ static void roundtrip(const tl_tokenizer *tok, const char *s, size_t n, int exac
     size_t tl;
     int skip = n && (s[0] & 1);
     if (tl_tok_decode(tok, ids, nid, skip, &text, &tl, &err)) abort();
-    if (!valid_utf8(text, tl)) abort();
-    if (exact && !skip && valid_utf8(s, n)) {
+    if (!utf8_valid(text, tl)) abort();
+    if (exact && !skip && utf8_valid(s, n)) {
         /* Llama 3.2's post-processor adds <|begin_of_text|> in front. */
         const char *bos = "<|begin_of_text|>";
         size_t bl = strlen(bos);
@@ -61,7 +45,7 @@ static void roundtrip(const tl_tokenizer *tok, const char *s, size_t n, int exac
     tl_tok_stream_init(&st, tok, skip);
     for (size_t i = 0; i < nid; i++) {
         if (tl_tok_stream_feed(&st, ids[i], piece, cap, &pl, &err)) abort();
-        if (!valid_utf8(piece, pl) || al + pl > tl) abort();
+        if (!utf8_valid(piece, pl) || al + pl > tl) abort();
         memcpy(acc + al, piece, pl);
         al += pl;
     }

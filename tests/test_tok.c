@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "tallow.h"
+#include "utf8_valid.h"
 #include "test.h"
 
 #include "core/core.h"
@@ -78,24 +79,6 @@ static int parse_ids(const char *line, char *flag, int32_t *ids, int cap) {
     return n;
 }
 
-static int valid_utf8(const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = (unsigned char)s[i];
-        int need = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3
-                 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-        if (!need || i + (size_t)need > n) return 0;
-        for (int k = 1; k < need; k++)
-            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return 0;
-        if (b == 0xE0 && (unsigned char)s[i + 1] < 0xA0) return 0;
-        if (b == 0xED && (unsigned char)s[i + 1] > 0x9F) return 0;
-        if (b == 0xF0 && (unsigned char)s[i + 1] < 0x90) return 0;
-        if (b == 0xF4 && (unsigned char)s[i + 1] > 0x8F) return 0;
-        i += (size_t)need;
-    }
-    return 1;
-}
-
 /* Feed ids one at a time; every piece must be valid UTF-8 and the whole must equal decode. */
 static void check_stream(const tl_tokenizer *tok, const int32_t *ids, size_t n, int skip, int line) {
     char *whole;
@@ -113,7 +96,7 @@ static void check_stream(const tl_tokenizer *tok, const int32_t *ids, size_t n, 
     tl_tok_stream st;
     tl_tok_stream_init(&st, tok, skip);
     for (size_t i = 0; i < n && ok; i++) {
-        if (tl_tok_stream_feed(&st, ids[i], piece, cap, &pl, &err) || !valid_utf8(piece, pl) ||
+        if (tl_tok_stream_feed(&st, ids[i], piece, cap, &pl, &err) || !utf8_valid(piece, pl) ||
             al + pl > wl) {
             ok = 0;
             break;
@@ -121,7 +104,7 @@ static void check_stream(const tl_tokenizer *tok, const int32_t *ids, size_t n, 
         memcpy(acc + al, piece, pl);
         al += pl;
     }
-    if (ok && !tl_tok_stream_flush(&st, piece, cap, &pl) && valid_utf8(piece, pl) && al + pl <= wl) {
+    if (ok && !tl_tok_stream_flush(&st, piece, cap, &pl) && utf8_valid(piece, pl) && al + pl <= wl) {
         memcpy(acc + al, piece, pl);
         al += pl;
     } else
