@@ -25,6 +25,9 @@ int cli_parse_ids(const char *s, const char *flag, int32_t **out);
 /* Strict number parsing for flags: 0 ok, -1 (message printed) when not a number in range. */
 int cli_parse_int(const char *s, const char *flag, long lo, long hi, long *out);
 int cli_parse_float(const char *s, const char *flag, double lo, double hi, double *out);
+/* The tl_device named by --device's value ("cpu", "cuda", "auto"), or -1 (nothing printed: each
+ * command words its own message). */
+int cli_device_of(const char *s);
 /* What a flag parser returns when the command goes on; otherwise it returns the exit code. */
 enum { CLI_GO_ON = -1 };
 /* One flag of a command with plain flags: "--name VALUE" stores VALUE in *value; a switch

@@ -158,13 +158,11 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             o->threads = (int)v;
             break;
         case O_DEV:
-            if (!strcmp(optarg, "cpu")) o->device = TL_DEVICE_CPU;
-            else if (!strcmp(optarg, "cuda")) o->device = TL_DEVICE_CUDA;
-            else if (!strcmp(optarg, "auto")) o->device = TL_DEVICE_AUTO;
-            else {
+            if ((v = cli_device_of(optarg)) < 0) {
                 cli_error("--device expects cpu, cuda or auto, got '%s'", optarg);
                 return -1;
             }
+            o->device = (tl_device)v;
             break;
         case O_CTX:
             if (cli_parse_int(optarg, "--ctx", 16, 1 << 22, &v)) return -1;

@@ -338,13 +338,12 @@ static int gen_parse(cli_gen_args *a, int argc, char **argv, int chat) {
             a->preset = v;
         } else if (is_flag(f, "--device")) {
             VAL("--device");
-            if (!strcmp(v, "cpu")) a->device = TL_DEVICE_CPU;
-            else if (!strcmp(v, "cuda")) a->device = TL_DEVICE_CUDA;
-            else if (!strcmp(v, "auto")) a->device = TL_DEVICE_AUTO;
-            else {
+            int d = cli_device_of(v);
+            if (d < 0) {
                 cli_error("--device expects cpu, cuda or auto, got '%s'", v);
                 return 2;
             }
+            a->device = (tl_device)d;
         } else if (!chat && is_flag(f, "--format")) {
             VAL("--format");
             if (!strcmp(v, "json")) a->format_json = 1;

@@ -103,10 +103,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--host")) o.host = val;
         else if (!strcmp(a, "--api-key")) o.api_key = val;
         else if (!strcmp(a, "--device")) {
-            if (!strcmp(val, "cpu")) o.engine.device = TL_DEVICE_CPU;
-            else if (!strcmp(val, "cuda")) o.engine.device = TL_DEVICE_CUDA;
-            else if (!strcmp(val, "auto")) o.engine.device = TL_DEVICE_AUTO;
-            else {
+            if ((o.engine.device = cli_device_of(val)) < 0) {
                 cli_error("--device must be cpu, cuda or auto, got '%s'", val);
                 return 2;
             }

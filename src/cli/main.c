@@ -75,6 +75,13 @@ int cli_parse_float(const char *s, const char *flag, double lo, double hi, doubl
     return 0;
 }
 
+int cli_device_of(const char *s) {
+    if (!strcmp(s, "cpu")) return TL_DEVICE_CPU;
+    if (!strcmp(s, "cuda")) return TL_DEVICE_CUDA;
+    if (!strcmp(s, "auto")) return TL_DEVICE_AUTO;
+    return -1;
+}
+
 int cli_parse_ids(const char *s, const char *flag, int32_t **out) {
     *out = NULL;
     if (!s) {
