@@ -306,6 +306,27 @@ static int parse_tools(json_t *tools, tl_request *r, tl_api_err *e) {
     return 0;
 }
 
+static int parse_ids(json_t *v, const char *field, int vocab, int32_t **out, int *n,
+                     tl_api_err *e) {
+    if (!v || json_is_null(v)) return bad(e, field, "'%s' is required", field);
+    if (!json_is_array(v))
+        return bad(e, field, "'%s' must be an array of token ids, got %s", field, type_name(v));
+    size_t c = json_array_size(v);
+    *out = malloc((c ? c : 1) * sizeof **out);
+    if (!*out) return tl_api_err_set(e, 500, "server_error", NULL, field, "no memory");
+    for (size_t i = 0; i < c; i++) {
+        json_t *x = json_array_get(v, i);
+        char p[64];
+        snprintf(p, sizeof p, "%s[%zu]", field, i);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+            (vocab > 0 && json_integer_value(x) >= vocab))
+            return bad(e, p, "'%s' must be a token id in [0, %d)", p, vocab);
+        (*out)[i] = (int32_t)json_integer_value(x);
+    }
+    *n = (int)c;
+    return 0;
+}
+
 /* prompt: a string, a list of one string, a list of token ids, or a list of one id list. */
 static int parse_prompt(json_t *v, tl_request *r, int vocab, tl_api_err *e) {
     if (!v || json_is_null(v)) return bad(e, "prompt", "'prompt' is required");
@@ -323,19 +344,7 @@ static int parse_prompt(json_t *v, tl_request *r, int vocab, tl_api_err *e) {
     if (n == 0) return bad(e, "prompt", "'prompt' must not be empty");
     if (json_is_string(json_array_get(v, 0)) || json_is_array(json_array_get(v, 0)))
         return unsupported(e, "prompt", "more than one prompt per request is not supported");
-    r->prompt_ids = malloc(n * sizeof *r->prompt_ids);
-    if (!r->prompt_ids) return tl_api_err_set(e, 500, "server_error", NULL, "prompt", "no memory");
-    for (size_t i = 0; i < n; i++) {
-        json_t *x = json_array_get(v, i);
-        char p[48];
-        snprintf(p, sizeof p, "prompt[%zu]", i);
-        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
-            (vocab > 0 && json_integer_value(x) >= vocab))
-            return bad(e, p, "'%s' must be a token id in [0, %d)", p, vocab);
-        r->prompt_ids[i] = (int32_t)json_integer_value(x);
-    }
-    r->n_prompt_ids = (int)n;
-    return 0;
+    return parse_ids(v, "prompt", vocab, &r->prompt_ids, &r->n_prompt_ids, e);
 }
 
 static int parse_stop(json_t *v, tl_request *r, tl_api_err *e) {
@@ -387,27 +396,6 @@ static int parse_bias(json_t *v, tl_request *r, int vocab, tl_api_err *e) {
         r->bias[r->n_bias].bias = (float)json_number_value(b);
         r->n_bias++;
     }
-    return 0;
-}
-
-static int parse_ids(json_t *v, const char *field, int vocab, int32_t **out, int *n,
-                     tl_api_err *e) {
-    if (!v || json_is_null(v)) return bad(e, field, "'%s' is required", field);
-    if (!json_is_array(v))
-        return bad(e, field, "'%s' must be an array of token ids, got %s", field, type_name(v));
-    size_t c = json_array_size(v);
-    *out = malloc((c ? c : 1) * sizeof **out);
-    if (!*out) return tl_api_err_set(e, 500, "server_error", NULL, field, "no memory");
-    for (size_t i = 0; i < c; i++) {
-        json_t *x = json_array_get(v, i);
-        char p[64];
-        snprintf(p, sizeof p, "%s[%zu]", field, i);
-        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
-            (vocab > 0 && json_integer_value(x) >= vocab))
-            return bad(e, p, "'%s' must be a token id in [0, %d)", p, vocab);
-        (*out)[i] = (int32_t)json_integer_value(x);
-    }
-    *n = (int)c;
     return 0;
 }
 
