@@ -64,8 +64,8 @@ typedef struct conn {
     int tool_mode;           /* a tool call has begun: hold the rest */
     tl_think_split split;
     tl_strbuf d_content, d_reason; /* deltas collected by the splitter callback */
-    char *out;               /* bytes waiting to be written */
-    size_t out_len, out_off;
+    tl_strbuf out;           /* bytes waiting to be written (out.n), from out_off on */
+    size_t out_off;
     uint64_t last_write_ns;
 } conn;
 
@@ -330,22 +330,22 @@ static enum MHD_Result finish_plain(conn *c) {
 /* ---- streaming ------------------------------------------------------------------------------ */
 
 static void out_add(conn *c, const char *p, size_t n) {
-    char *t = realloc(c->out, c->out_len + n + 1);
-    if (!t) return;
-    c->out = t;
-    memcpy(c->out + c->out_len, p, n);
-    c->out_len += n;
-    c->out[c->out_len] = 0;
+    (void)tl_strbuf_add(&c->out, p, n); /* OOM: dropped */
 }
 
-static void out_event(conn *c, json_t *doc) {
-    char *s = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
+/* One SSE event "data: <s>\n\n"; frees s (NULL: nothing). */
+static void out_data(conn *c, char *s) {
     if (!s) return;
     out_add(c, "data: ", 6);
     out_add(c, s, strlen(s));
     out_add(c, "\n\n", 2);
     free(s);
+}
+
+static void out_event(conn *c, json_t *doc) {
+    char *s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    out_data(c, s);
 }
 
 static json_t *chunk(conn *c, json_t *choice) {
@@ -453,13 +453,7 @@ static void stream_produce(conn *c, int done) {
         tl_api_err e;
         tl_api_err_set(&e, 500, "server_error", "engine_error", NULL, "generation failed: %s",
                        q->err);
-        char *s = tl_api_err_json(&e);
-        if (s) {
-            out_add(c, "data: ", 6);
-            out_add(c, s, strlen(s));
-            out_add(c, "\n\n", 2);
-            free(s);
-        }
+        out_data(c, tl_api_err_json(&e));
     } else {
         json_t *d = json_object();
         const char *fr = finish_str(q->finish);
@@ -501,11 +495,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     server *s = c->srv;
     (void)pos;
     for (;;) {
-        if (c->out_off < c->out_len) {
-            size_t n = TL_MIN(max, c->out_len - c->out_off);
-            memcpy(buf, c->out + c->out_off, n);
+        if (c->out_off < c->out.n) {
+            size_t n = TL_MIN(max, c->out.n - c->out_off);
+            memcpy(buf, c->out.p + c->out_off, n);
             c->out_off += n;
-            if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+            if (c->out_off == c->out.n) c->out_off = c->out.n = 0;
             c->last_write_ns = tl_now_ns();
             return (ssize_t)n;
         }
@@ -853,7 +847,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     free(c->body.p);
     free(c->d_content.p);
     free(c->d_reason.p);
-    free(c->out);
+    free(c->out.p);
     free(c);
     *con_cls = NULL;
 }
