@@ -500,6 +500,16 @@ static void remove_running(tl_sched *s, int i) {
     s->n_running--;
 }
 
+/* With s->mu held: take q out of the running set, then finish it. */
+static void finish_running(tl_sched *s, tl_seq *q, tl_srv_finish why, const char *msg) {
+    for (int j = 0; j < s->n_running; j++)
+        if (s->running[j] == q) {
+            remove_running(s, j);
+            break;
+        }
+    seq_finish(s, q, why, msg);
+}
+
 static void *engine_main(void *arg) {
     tl_sched *s = arg;
     tl_srv_model *m = s->m;
@@ -611,15 +621,8 @@ static void *engine_main(void *arg) {
         int n_fin = 0;
         if (rc < 0) {
             pthread_mutex_lock(&s->mu);
-            for (int i = 0; i < nb; i++) {
-                tl_seq *q = s->batch_seq[i];
-                for (int j = 0; j < s->n_running; j++)
-                    if (s->running[j] == q) {
-                        remove_running(s, j);
-                        break;
-                    }
-                seq_finish(s, q, TL_SRV_FIN_ERROR, err.msg);
-            }
+            for (int i = 0; i < nb; i++)
+                finish_running(s, s->batch_seq[i], TL_SRV_FIN_ERROR, err.msg);
             continue;
         }
         /* 5. sample and publish */
@@ -644,12 +647,7 @@ static void *engine_main(void *arg) {
         pthread_mutex_lock(&s->mu);
         for (int k = 0; k < n_fin; k++) {
             tl_seq *q = s->batch_seq[finished[k]];
-            for (int j = 0; j < s->n_running; j++)
-                if (s->running[j] == q) {
-                    remove_running(s, j);
-                    break;
-                }
-            seq_finish(s, q, q->finish, NULL);
+            finish_running(s, q, q->finish, NULL);
         }
     }
     /* shutting down: finish everything */
