@@ -13,10 +13,8 @@ struct tl_stop {
     char **strs;
     size_t *lens;
     size_t max_len;
-    char *pend;        /* held-back text */
-    size_t n_pend, cap_pend;
-    char *out;         /* what the last call released */
-    size_t cap_out;
+    tl_strbuf pend;    /* held-back text */
+    tl_strbuf out;     /* what the last call released */
     int matched;       /* index of the stop string that matched, -1 */
 };
 
@@ -25,8 +23,8 @@ void tl_stop_free(tl_stop *s) {
     for (int i = 0; i < s->n; i++) free(s->strs[i]);
     free(s->strs);
     free(s->lens);
-    free(s->pend);
-    free(s->out);
+    free(s->pend.p);
+    free(s->out.p);
     free(s);
 }
 
@@ -61,22 +59,11 @@ oom:
 }
 
 void tl_stop_reset(tl_stop *s) {
-    s->n_pend = 0;
+    s->pend.n = 0;
     s->matched = -1;
 }
 
 int tl_stop_matched(const tl_stop *s) { return s->matched; }
-
-static int grow(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    char *nb = realloc(*buf, c);
-    if (!nb) return -1;
-    *buf = nb;
-    *cap = c;
-    return 0;
-}
 
 /* Length of the longest suffix of text[0..n) that is a proper prefix of some stop string. */
 static size_t held_suffix(const tl_stop *s, const char *text, size_t n) {
@@ -93,47 +80,45 @@ int tl_stop_feed(tl_stop *s, const char *text, size_t len, const char **emit, si
     *emit = "";
     *emit_len = 0;
     if (s->matched >= 0) return 1;
-    if (len > SIZE_MAX / 2 - s->n_pend || grow(&s->pend, &s->cap_pend, s->n_pend + len + 1))
+    if (tl_strbuf_add(&s->pend, text, len) < 0)
         return tl_err_set(err, TL_ENOMEM, "stop strings: out of memory");
-    memcpy(s->pend + s->n_pend, text, len);
-    s->n_pend += len;
+    const char *pend = s->pend.p;
+    size_t n_pend = s->pend.n;
     /* earliest complete stop string; on equal starts the longer one */
     size_t best = SIZE_MAX;
     int which = -1;
     for (int i = 0; i < s->n; i++) {
-        const char *hit = memmem(s->pend, s->n_pend, s->strs[i], s->lens[i]);
+        const char *hit = memmem(pend, n_pend, s->strs[i], s->lens[i]);
         if (!hit) continue;
-        size_t at = (size_t)(hit - s->pend);
+        size_t at = (size_t)(hit - pend);
         if (at < best || (at == best && s->lens[i] > s->lens[which])) {
             best = at;
             which = i;
         }
     }
-    size_t release = which >= 0 ? best : s->n_pend - held_suffix(s, s->pend, s->n_pend);
-    if (grow(&s->out, &s->cap_out, release + 1))
+    size_t release = which >= 0 ? best : n_pend - held_suffix(s, pend, n_pend);
+    s->out.n = 0;
+    if (tl_strbuf_add(&s->out, pend, release) < 0)
         return tl_err_set(err, TL_ENOMEM, "stop strings: out of memory");
-    memcpy(s->out, s->pend, release);
-    s->out[release] = 0;
-    *emit = s->out;
+    *emit = s->out.p;
     *emit_len = release;
     if (which >= 0) {
         s->matched = which;
-        s->n_pend = 0;
+        s->pend.n = 0;
         return 1;
     }
-    memmove(s->pend, s->pend + release, s->n_pend - release);
-    s->n_pend -= release;
+    memmove(s->pend.p, pend + release, n_pend - release);
+    s->pend.n -= release;
     return 0;
 }
 
 void tl_stop_flush(tl_stop *s, const char **emit, size_t *emit_len) {
     *emit = "";
     *emit_len = 0;
-    if (s->matched >= 0 || s->n_pend == 0) return;
-    if (grow(&s->out, &s->cap_out, s->n_pend + 1)) return;
-    memcpy(s->out, s->pend, s->n_pend);
-    s->out[s->n_pend] = 0;
-    *emit = s->out;
-    *emit_len = s->n_pend;
-    s->n_pend = 0;
+    if (s->matched >= 0 || s->pend.n == 0) return;
+    s->out.n = 0;
+    if (tl_strbuf_add(&s->out, s->pend.p, s->pend.n) < 0) return;
+    *emit = s->out.p;
+    *emit_len = s->pend.n;
+    s->pend.n = 0;
 }
