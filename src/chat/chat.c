@@ -64,10 +64,6 @@ typedef struct render_in {
     char *cont_final;    /* continue_final_message: the final text (stripped), set by build */
 } render_in;
 
-static int is_reasoning_key(const char *k) {
-    return !strcmp(k, "reasoning_content") || !strcmp(k, "thinking") || !strcmp(k, "reasoning");
-}
-
 /* Appends the continue tag to the final message (its content, or the last text part). */
 static int tag_final(jctx *c, jv msg, render_in *in, tl_err *err) {
     jv *content = jv_dict_get(msg, "content", 7);
@@ -136,7 +132,6 @@ static int build_vars(jctx *c, void *user, jv *vars, tl_err *err) {
             jv_dict_set(c, al, jv_cstr(c, "reasoning_content"), reasoning);
             nm = al;
         }
-        (void)is_reasoning_key;
         if (o && o->parse_arguments) { /* tool_calls[].function.arguments JSON text -> object */
             jv *tcs = jv_dict_get(nm, "tool_calls", 10);
             if (tcs && tcs->t == JV_LIST)
