@@ -32,15 +32,6 @@ static int e_forward(tl_srv_model *m, const tl_batch_seq *seqs, int n, float *lo
     return tl_engine_forward(((em *)m->ctx)->e, seqs, n, logits, err);
 }
 
-/* The prompt ends inside an open <think> block: the reply starts as reasoning. */
-static int opens_think(const char *p) {
-    const char *open = NULL, *close = NULL, *q = p;
-    while ((q = strstr(q, "<think>"))) open = q++;
-    q = p;
-    while ((q = strstr(q, "</think>"))) close = q++;
-    return open && (!close || close < open);
-}
-
 static int e_render(tl_srv_model *m, const tl_request *r, int n_messages, int add_gen,
                     char **prompt, int *think, tl_err *err) {
     em *k = m->ctx;
@@ -70,7 +61,7 @@ static int e_render(tl_srv_model *m, const tl_request *r, int n_messages, int ad
     free(tools);
     free(kw);
     if (rc < 0) return rc;
-    *think = opens_think(*prompt);
+    *think = tl_chat_prompt_opens_think(*prompt); /* the reply starts as reasoning */
     return 0;
 }
 
