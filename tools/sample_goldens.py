@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 import torch
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 from transformers.generation.logits_process import (
     MinPLogitsWarper, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
     TopKLogitsWarper, TopPLogitsWarper)
@@ -186,7 +187,7 @@ Write a function that returns the sum of a list, then explain how it works in on
 def make_tokenizer(out_dir):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    b2u = {b: c for b, c in zip(range(256), _bytes_to_unicode())}
+    b2u = bytes_to_unicode()
     keep = [b2u[b] for b in list(range(0x20, 0x7f)) + [0x0a, 0x09]]
     assert all(c in alphabet for c in keep)
     tok = Tokenizer(models.BPE())
@@ -208,20 +209,6 @@ def make_tokenizer(out_dir):
     ids = t2.encode("Hello world! <think>\nok</think>").ids
     assert t2.decode(ids, skip_special_tokens=False) == "Hello world! <think>\nok</think>"
     print(f"wrote {out_dir}: 256 ids, e.g. 'Hello world' -> {t2.encode('Hello world').ids}")
-
-
-def _bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
-        list(range(ord("\u00ae"), ord("\u00ff") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    m = dict(zip(bs, cs))
-    return [chr(m[b]) for b in range(256)]
 
 
 if __name__ == "__main__":
