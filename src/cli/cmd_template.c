@@ -38,22 +38,13 @@ static int read_input(const char *path, char **out, const char *what) {
     tl_err err = {0};
     size_t n;
     if (!strcmp(path, "-")) {
-        size_t cap = 1 << 16, len = 0;
-        char *buf = malloc(cap);
-        size_t r;
-        while (buf && (r = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
-            len += r;
-            if (len + 1 == cap) {
-                if (cap > (64u << 20)) { free(buf); cli_error("%s: stdin larger than 64 MiB", what); return -1; }
-                char *nb = realloc(buf, cap * 2);
-                if (!nb) { free(buf); buf = NULL; break; }
-                buf = nb;
-                cap *= 2;
-            }
+        if (!(*out = cli_read_stdin(&n))) return -1; /* says why */
+        if (n > (64u << 20)) {
+            free(*out);
+            *out = NULL;
+            cli_error("%s: stdin larger than 64 MiB", what);
+            return -1;
         }
-        if (!buf) { cli_error("%s: out of memory", what); return -1; }
-        buf[len] = 0;
-        *out = buf;
         return 0;
     }
     if (tl_read_file(path, 64u << 20, out, &n, &err)) {
