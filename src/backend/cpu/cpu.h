@@ -170,8 +170,6 @@ void tl_cpu_xq_rows(const float *x, int cols, int gs, int z, int m0, int m1, int
                     float *d, float *s, int32_t *zs);
 /* Row r of a prepared matrix as f32 (any layout). */
 void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out);
-/* Row r of an MLX affine matrix described by d (any bits) as f32, from the file layout. */
-void tl_cpu_affine_row(const tl_wdesc *d, int r, float *out);
 /* The portable Gated DeltaNet step (the contract of tl_cpu_kern.gdn_step). */
 void tl_cpu_gdn_step(float *S, int dk, int dv, float alpha, float beta, const float *k, const float *q,
                      const float *v, float *o, float *tmp);
@@ -181,7 +179,5 @@ void tl_cpu_conv_tail(const float *x, int ldx, int n, int K, int nc, const float
 /* The portable conv_silu (the contract of tl_cpu_kern.conv_silu). */
 void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
                       float *tmp);
-/* Scale/bias value i of a run of dtype sdt. */
-float tl_cpu_half_get(const void *p, int sdt, size_t i);
 
 #endif

@@ -13,39 +13,8 @@
 #include "backend/cpu/cpu.h"
 
 /* ---- element access --------------------------------------------------------------------------- */
-float tl_cpu_half_get(const void *p, int sdt, size_t i) {
-    switch (sdt) {
-    case TL_DT_F16: return tl_f16_to_f32(((const uint16_t *)p)[i]);
-    case TL_DT_BF16: return tl_bf16_to_f32(((const uint16_t *)p)[i]);
-    default: return ((const float *)p)[i];
-    }
-}
-
-/* Element c of row r of an MLX affine matrix: every bit width is a little-endian bit stream per
- * row (for 2/4/8 bits that is the same thing as "LSB-first within each u32 word"). */
-static inline unsigned affine_q(const uint8_t *base, size_t row_bits, int bits, int r, int c) {
-    size_t o = (size_t)r * row_bits + (size_t)c * (size_t)bits;
-    const uint8_t *b = base + (o >> 3);
-    unsigned sh = (unsigned)(o & 7);
-    unsigned v = b[0];
-    if (sh + (unsigned)bits > 8) v |= (unsigned)b[1] << 8;
-    return (v >> sh) & ((1u << bits) - 1u);
-}
-
-void tl_cpu_affine_row(const tl_wdesc *d, int r, float *out) {
-    const uint8_t *base = d->data;
-    size_t row_bits = (size_t)d->cols * (size_t)d->bits;
-    int groups = d->cols / d->group_size;
-    for (int g = 0; g < groups; g++) {
-        float s = tl_cpu_half_get(d->scales, d->dtype, (size_t)r * groups + g);
-        float b = tl_cpu_half_get(d->biases, d->dtype, (size_t)r * groups + g);
-        for (int j = 0; j < d->group_size; j++) {
-            int c = g * d->group_size + j;
-            out[c] = s * (float)affine_q(base, row_bits, d->bits, r, c) + b;
-        }
-    }
-}
-
+/* A dense row with the dtype switch outside the loop: the AVX2 and scalar dense matmuls read
+ * every row through this (tl_wdesc_dequant_row switches per element). */
 static void dense_row(const tl_wdesc *d, int r, float *out) {
     size_t off = (size_t)r * (size_t)d->cols;
     switch (d->dtype) {
@@ -73,15 +42,15 @@ void tl_cpu_dequant_row(const tl_wmat *w, int r, float *out) {
         dense_row(&w->desc, r, out);
         return;
     }
-    if (w->kind == CPU_W_GENERIC) {
-        tl_cpu_affine_row(&w->desc, r, out);
+    if (w->kind == CPU_W_GENERIC) { /* 2/3/5/6 bits: the file layout, as every backend reads it */
+        tl_wdesc_dequant_row(&w->desc, r, out);
         return;
     }
     int rb = r / 16, i = r % 16;
     for (int g = 0; g < w->groups; g++) {
         const uint8_t *gp = tl_qr16_group(w, rb, g);
-        float s = tl_cpu_half_get(gp, w->sdt, (size_t)i);
-        float b = tl_cpu_half_get(gp + 16 * w->sbytes, w->sdt, (size_t)i);
+        float s = tl_dtype_get_f32((tl_dtype)w->sdt, gp, (size_t)i);
+        float b = tl_dtype_get_f32((tl_dtype)w->sdt, gp + 16 * w->sbytes, (size_t)i);
         for (int j = 0; j < w->gs; j++) out[g * w->gs + j] = s * (float)qr16_q(w, gp, i, j) + b;
     }
 }
@@ -311,8 +280,8 @@ static void scalar_qr16_mm(const tl_wmat *w, const tl_xq *x, float *y, int ldy, 
                         a1 += q * xq[j];
                         if (xq2) a2 += q * xq2[j];
                     }
-                    float sc = tl_cpu_half_get(gp, w->sdt, (size_t)i);
-                    float bi = tl_cpu_half_get(gp + 16 * w->sbytes, w->sdt, (size_t)i);
+                    float sc = tl_dtype_get_f32((tl_dtype)w->sdt, gp, (size_t)i);
+                    float bi = tl_dtype_get_f32((tl_dtype)w->sdt, gp + 16 * w->sbytes, (size_t)i);
                     a1 -= x->zs[2 * ((size_t)m * x->groups + g)];
                     a2 -= x->zs[2 * ((size_t)m * x->groups + g) + 1];
                     acc[i] += sc * dd * ((float)a1 + (float)a2 * (1.f / 254.f)) + (bi + (float)x->z * sc) * xs;
