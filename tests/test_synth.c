@@ -61,8 +61,11 @@ static int64_t synth_params(const char *like, int bits, int layers, uint64_t see
     return n;
 }
 
-static int shape_is(const tl_st_set *s, const char *name, tl_dtype dt, int nd, int64_t a, int64_t b,
-                    int64_t c) {
+/* Tensor prefix+name has dtype dt and shape [a, b, c] cut to nd dimensions. */
+static int shape_is(const tl_st_set *s, const char *prefix, const char *suffix, tl_dtype dt, int nd,
+                    int64_t a, int64_t b, int64_t c) {
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", prefix, suffix);
     const tl_tensor *t = tl_st_get(s, name);
     if (!t) {
         fprintf(stderr, "  missing tensor %s\n", name);
@@ -96,28 +99,17 @@ static void test_qwen35_2b(void) {
     /* The mlx-community layout (§2.2, §3) */
     const char *P = "language_model.model.";
     char n[256];
-    snprintf(n, sizeof n, "%sembed_tokens.weight", P);
-    CHECK(shape_is(s, n, TL_DT_U32, 2, 248320, 256, 0));
-    snprintf(n, sizeof n, "%sembed_tokens.scales", P);
-    CHECK(shape_is(s, n, TL_DT_BF16, 2, 248320, 32, 0));
-    snprintf(n, sizeof n, "%slayers.0.linear_attn.in_proj_qkv.weight", P);
-    CHECK(shape_is(s, n, TL_DT_U32, 2, 6144, 256, 0));
-    snprintf(n, sizeof n, "%slayers.0.linear_attn.in_proj_a.biases", P);
-    CHECK(shape_is(s, n, TL_DT_BF16, 2, 16, 32, 0));
-    snprintf(n, sizeof n, "%slayers.0.linear_attn.conv1d.weight", P);
-    CHECK(shape_is(s, n, TL_DT_BF16, 3, 6144, 4, 1));
-    snprintf(n, sizeof n, "%slayers.0.linear_attn.A_log", P);
-    CHECK(shape_is(s, n, TL_DT_F32, 1, 16, 0, 0));
-    snprintf(n, sizeof n, "%slayers.0.linear_attn.norm.weight", P);
-    CHECK(shape_is(s, n, TL_DT_BF16, 1, 128, 0, 0));
-    snprintf(n, sizeof n, "%slayers.3.self_attn.q_proj.weight", P);
-    CHECK(shape_is(s, n, TL_DT_U32, 2, 4096, 256, 0));
-    snprintf(n, sizeof n, "%slayers.3.self_attn.k_norm.weight", P);
-    CHECK(shape_is(s, n, TL_DT_BF16, 1, 256, 0, 0));
-    snprintf(n, sizeof n, "%slayers.3.mlp.down_proj.scales", P);
-    CHECK(shape_is(s, n, TL_DT_BF16, 2, 2048, 96, 0));
-    snprintf(n, sizeof n, "%snorm.weight", P);
-    CHECK(shape_is(s, n, TL_DT_BF16, 1, 2048, 0, 0));
+    CHECK(shape_is(s, P, "embed_tokens.weight", TL_DT_U32, 2, 248320, 256, 0));
+    CHECK(shape_is(s, P, "embed_tokens.scales", TL_DT_BF16, 2, 248320, 32, 0));
+    CHECK(shape_is(s, P, "layers.0.linear_attn.in_proj_qkv.weight", TL_DT_U32, 2, 6144, 256, 0));
+    CHECK(shape_is(s, P, "layers.0.linear_attn.in_proj_a.biases", TL_DT_BF16, 2, 16, 32, 0));
+    CHECK(shape_is(s, P, "layers.0.linear_attn.conv1d.weight", TL_DT_BF16, 3, 6144, 4, 1));
+    CHECK(shape_is(s, P, "layers.0.linear_attn.A_log", TL_DT_F32, 1, 16, 0, 0));
+    CHECK(shape_is(s, P, "layers.0.linear_attn.norm.weight", TL_DT_BF16, 1, 128, 0, 0));
+    CHECK(shape_is(s, P, "layers.3.self_attn.q_proj.weight", TL_DT_U32, 2, 4096, 256, 0));
+    CHECK(shape_is(s, P, "layers.3.self_attn.k_norm.weight", TL_DT_BF16, 1, 256, 0, 0));
+    CHECK(shape_is(s, P, "layers.3.mlp.down_proj.scales", TL_DT_BF16, 2, 2048, 96, 0));
+    CHECK(shape_is(s, P, "norm.weight", TL_DT_BF16, 1, 2048, 0, 0));
     CHECK(tl_st_get(s, "language_model.lm_head.weight") == NULL); /* tied */
     /* Values: a dequantized row has std ~0.02 and mean ~0; norms ~1 (already shifted). */
     snprintf(n, sizeof n, "%slayers.3.mlp.gate_proj", P);
@@ -207,9 +199,9 @@ static void test_llama(void) {
     CHECK(c.arch == TL_ARCH_LLAMA && c.hidden_size == 3072 && c.n_heads == 24 && c.n_kv_heads == 8);
     CHECK(c.head_dim == 128 && c.rope_factor == 32.0f && c.rope_theta == 500000.0f);
     CHECK(c.rms_norm_eps == 1e-5f && c.bos_id == 128000 && c.n_eos == 3 && c.eos_ids[2] == 128009);
-    CHECK(shape_is(s, "model.embed_tokens.weight", TL_DT_BF16, 2, 128256, 3072, 0));
-    CHECK(shape_is(s, "model.layers.0.self_attn.k_proj.weight", TL_DT_BF16, 2, 1024, 3072, 0));
-    CHECK(shape_is(s, "model.layers.0.mlp.down_proj.weight", TL_DT_BF16, 2, 3072, 8192, 0));
+    CHECK(shape_is(s, "model.", "embed_tokens.weight", TL_DT_BF16, 2, 128256, 3072, 0));
+    CHECK(shape_is(s, "model.", "layers.0.self_attn.k_proj.weight", TL_DT_BF16, 2, 1024, 3072, 0));
+    CHECK(shape_is(s, "model.", "layers.0.mlp.down_proj.weight", TL_DT_BF16, 2, 3072, 8192, 0));
     tl_st_free(s);
     tl_config_free(&c);
     int64_t p2 = synth_params("llama-3.2-3b", 4, 2, 1, d2, NULL, NULL);
