@@ -118,6 +118,7 @@ static void test_qwen35_2b(void) {
     snprintf(sn, sizeof sn, "%s.scales", n);
     snprintf(bn, sizeof bn, "%s.biases", n);
     const tl_tensor *w = tl_st_get(s, wn), *sc = tl_st_get(s, sn), *bi = tl_st_get(s, bn);
+    CHECKF(w && sc && bi, "%s: weight, scales or biases missing", n);
     if (w && sc && bi) {
         double sum = 0, sq = 0;
         const uint32_t *q = w->data;
@@ -134,6 +135,7 @@ static void test_qwen35_2b(void) {
     }
     snprintf(n, sizeof n, "%slayers.0.input_layernorm.weight", P);
     const tl_tensor *nw = tl_st_get(s, n);
+    CHECKF(nw != NULL, "%s missing", n);
     if (nw) {
         float v = tl_bf16_to_f32(((const uint16_t *)nw->data)[5]);
         CHECKF(v > 0.9f && v < 1.1f, "norm weight %g", v);
