@@ -728,23 +728,17 @@ static enum MHD_Result dispatch(conn *c) {
         return fail(c, 503, "unavailable_error", "loading", NULL, "the model is loading; retry");
     switch (c->ep) {
     case TL_EP_MODELS: {
+        const char *id = strstr(c->url, "/models/");
+        if (id && strcmp(id + 8, s->m->name))
+            return fail(c, 404, "invalid_request_error", "model_not_found", "model",
+                        "model '%.200s' is not served here (this server serves '%s')", id + 8,
+                        s->m->name);
         json_t *model = json_pack("{s:s, s:s, s:I, s:s, s:i}", "id", s->m->name, "object", "model",
                                   "created", (json_int_t)s->created, "owned_by", "tallow",
                                   "context_length", s->m->ctx_len);
         if (s->m->synthetic) json_object_set_new(model, "synthetic", json_true());
-        const char *id = strstr(c->url, "/models/");
-        if (!id) return respond_json(c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data",
-                                                       model));
-        json_decref(model);
-        if (strcmp(id + 8, s->m->name))
-            return fail(c, 404, "invalid_request_error", "model_not_found", "model",
-                        "model '%.200s' is not served here (this server serves '%s')", id + 8,
-                        s->m->name);
-        model = json_pack("{s:s, s:s, s:I, s:s, s:i}", "id", s->m->name, "object", "model",
-                          "created", (json_int_t)s->created, "owned_by", "tallow",
-                          "context_length", s->m->ctx_len);
-        if (s->m->synthetic) json_object_set_new(model, "synthetic", json_true());
-        return respond_json(c, 200, model);
+        if (id) return respond_json(c, 200, model);
+        return respond_json(c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", model));
     }
     case TL_EP_TOKENIZE:
     case TL_EP_DETOKENIZE: return do_tokenize(c);
