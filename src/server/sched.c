@@ -415,7 +415,6 @@ static int seq_step(tl_sched *s, tl_seq *q, float *logits, tl_err *err) {
     tl_srv_finish fin = TL_SRV_FIN_NONE;
     const char *emit = NULL;
     size_t emit_len = 0;
-    char flushbuf[8];
     int eog = s->m->is_eog(s->m, tok);
     if (eog) {
         fin = TL_SRV_FIN_STOP;
@@ -471,8 +470,7 @@ static int seq_step(tl_sched *s, tl_seq *q, float *logits, tl_err *err) {
             text_append(q, emit, emit_len);
         }
         if (q->n_pend) {
-            memcpy(flushbuf, "\xEF\xBF\xBD", 3);
-            text_append(q, flushbuf, 3);
+            text_append(q, "\xEF\xBF\xBD", 3); /* U+FFFD for the cut character */
             q->n_pend = 0;
         }
     }
