@@ -124,7 +124,6 @@ typedef struct tl_cpu_kern {
                      float *scratch);
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);   /* y += a*x */
-    void (*scale)(float *y, float a, int n);                  /* y *= a */
     /* Quantize activation rows for the QR16 path (same contract as tl_cpu_xq_rows). */
     void (*xq_rows)(const float *x, int cols, int gs, int z, int m0, int m1, int8_t *q, int8_t *q2,
                     float *d, float *s, int32_t *zs);

@@ -112,13 +112,6 @@ static void avx2_axpy(float *y, float a, const float *x, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-static void avx2_scale(float *y, float a, int n) {
-    __m256 av = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] *= a;
-}
-
 static void avx2_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy, int n, int r0,
                           int r1, float *scratch) {
     for (int r = r0; r < r1; r++) {
@@ -141,7 +134,6 @@ static const tl_cpu_kern kern_avx2 = {
     .dense_mm = avx2_dense_mm,
     .dot = avx2_dot,
     .axpy = avx2_axpy,
-    .scale = avx2_scale,
     .xq_rows = tl_cpu_xq_rows,
     .gdn_step = tl_cpu_gdn_step,
     .attn_block = NULL,

@@ -213,14 +213,6 @@ static void avx512_axpy(float *y, float a, const float *x, int n) {
     }
 }
 
-static void avx512_scale(float *y, float a, int n) {
-    __m512 av = _mm512_set1_ps(a);
-    for (int i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(av, _mm512_maskz_loadu_ps(k, y + i)));
-    }
-}
-
 /* Activation quantization, 16 lanes at a time; same arithmetic as tl_cpu_xq_rows (the default
  * rounding mode is round-half-even, like nearbyintf). */
 static void avx512_xq_rows(const float *x, int cols, int gs, int z, int m0, int m1, int8_t *q, int8_t *q2,
@@ -461,7 +453,6 @@ static const tl_cpu_kern kern_avx512 = {
     .dense_mm = avx512_dense_mm,
     .dot = avx512_dot,
     .axpy = avx512_axpy,
-    .scale = avx512_scale,
     .xq_rows = avx512_xq_rows,
     .gdn_step = avx512_gdn_step,
     .attn_block = avx512_attn_block,

@@ -302,10 +302,6 @@ static void scalar_axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-static void scalar_scale(float *y, float a, int n) {
-    for (int i = 0; i < n; i++) y[i] *= a;
-}
-
 static void scalar_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy, int n, int r0,
                             int r1, float *scratch) {
     for (int r = r0; r < r1; r++) {
@@ -378,7 +374,6 @@ const tl_cpu_kern tl_cpu_kern_scalar = {
     .dense_mm = scalar_dense_mm,
     .dot = scalar_dot,
     .axpy = scalar_axpy,
-    .scale = scalar_scale,
     .xq_rows = tl_cpu_xq_rows,
     .gdn_step = tl_cpu_gdn_step,
     .attn_block = NULL,
