@@ -438,6 +438,36 @@ __global__ void k_gemv(wdev w, const float *__restrict__ x, float *__restrict__ 
     }
 }
 
+/* The end of one pass of k_gemv_q / k_gemv_h: each warp's partial sums acc[k][j] (rows o0 + k
+ * of its row group, input rows i0 + j, j < nb) are summed over the warp, the wpr warps of a row
+ * group meet in red, and the totals go to y. Every thread of the block calls it. */
+template <int NB, int R>
+__device__ __forceinline__ void gemv_store(const float (&acc)[R][NB], float (&red)[8][R][NB],
+                                           float *__restrict__ y, int rows, int i0, int nb,
+                                           int wpr) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, rpb = 8 / wpr;
+#pragma unroll
+    for (int k = 0; k < R; k++)
+#pragma unroll
+        for (int j = 0; j < NB; j++) {
+            if (j >= nb) break;
+            const float v = warp_sum(acc[k][j]);
+            if (lane == 0) red[warp][k][j] = v;
+        }
+    __syncthreads();
+    const int t = threadIdx.x;
+    if (t < rpb * R * NB) {
+        const int g2 = t / (R * NB), k = (t / NB) % R, j = t % NB;
+        const int o = (blockIdx.x * rpb + g2) * R + k;
+        if (o < rows && j < nb) {
+            float v = 0.0f;
+            for (int sl = 0; sl < wpr; sl++) v += red[g2 * wpr + sl][k][j];
+            y[(size_t)(i0 + j) * rows + o] = v;
+        }
+    }
+    __syncthreads(); /* red is rewritten by the next pass */
+}
+
 /* 4/8-bit GEMV (gemv_fast_ok): 256 threads = 8 warps. A group of `wpr` warps (1, 2, 4 or 8)
  * takes R consecutive output rows and splits their 16-byte chunks: lane l of warp
  * `slice` reads chunks slice*32 + l, + 32*wpr, ... of all R rows at once (R independent 128-bit
@@ -500,26 +530,7 @@ __global__ void __launch_bounds__(256, NB == 1 ? 2 : 1)
                     acc[k][j] += sc[k] * chunk_dot<BITS>(q[k], xv, sx) + bi[k] * sx;
             }
         }
-#pragma unroll
-        for (int k = 0; k < R; k++)
-#pragma unroll
-            for (int j = 0; j < NB; j++) {
-                if (j >= nb) break;
-                const float v = warp_sum(acc[k][j]);
-                if (lane == 0) red[warp][k][j] = v;
-            }
-        __syncthreads();
-        const int t = threadIdx.x;
-        if (t < rpb * R * NB) {
-            const int g2 = t / (R * NB), k = (t / NB) % R, j = t % NB;
-            const int o = (blockIdx.x * rpb + g2) * R + k;
-            if (o < w.rows && j < nb) {
-                float v = 0.0f;
-                for (int sl = 0; sl < wpr; sl++) v += red[g2 * wpr + sl][k][j];
-                y[(size_t)(i0 + j) * w.rows + o] = v;
-            }
-        }
-        __syncthreads(); /* red is rewritten by the next pass */
+        gemv_store<NB, R>(acc, red, y, w.rows, i0, nb, wpr);
     }
 }
 
@@ -586,26 +597,7 @@ __global__ void __launch_bounds__(256, NB == 1 ? 2 : 1)
                 }
             }
         }
-#pragma unroll
-        for (int k = 0; k < R; k++)
-#pragma unroll
-            for (int j = 0; j < NB; j++) {
-                if (j >= nb) break;
-                const float v = warp_sum(acc[k][j]);
-                if (lane == 0) red[warp][k][j] = v;
-            }
-        __syncthreads();
-        const int t = threadIdx.x;
-        if (t < rpb * R * NB) {
-            const int g2 = t / (R * NB), k = (t / NB) % R, j = t % NB;
-            const int o = (blockIdx.x * rpb + g2) * R + k;
-            if (o < w.rows && j < nb) {
-                float v = 0.0f;
-                for (int sl = 0; sl < wpr; sl++) v += red[g2 * wpr + sl][k][j];
-                y[(size_t)(i0 + j) * w.rows + o] = v;
-            }
-        }
-        __syncthreads(); /* red is rewritten by the next pass */
+        gemv_store<NB, R>(acc, red, y, w.rows, i0, nb, wpr);
     }
 }
 
