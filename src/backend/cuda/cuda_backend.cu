@@ -723,6 +723,17 @@ static int blas_matmul(cu_ctx *c, const tl_wmat *w, const float *x, float *y, in
     return 1;
 }
 
+/* The grid of k_gemv_q / k_gemv_h for n input rows: *wpr warps per row group, as many as the
+ * row's 16-byte chunks keep busy (up to 8), and enough blocks of 8 / *wpr row groups of
+ * CU_GEMV_R1 (n == 1) or CU_GEMV_RN rows for all rows. */
+static unsigned gemv_blocks(const tl_wdesc *d, int n, int *wpr) {
+    const int nchunk = (int)(d->row_bytes / 16);
+    *wpr = 1;
+    while (*wpr < 8 && 64 * *wpr <= nchunk) *wpr *= 2;
+    const int rows_pb = (8 / *wpr) * (n == 1 ? CU_GEMV_R1 : CU_GEMV_RN);
+    return (unsigned)((d->rows + rows_pb - 1) / rows_pb);
+}
+
 static void cu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n) {
     if (n <= 0 || w->d.rows <= 0) return;
     wdev v = wdev_of(w);
@@ -732,11 +743,8 @@ static void cu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y
     }
     if (n <= CU_GEMV_MAX_N) {
         if (gemv_fast_ok(&w->d, x)) {
-            const int nchunk = (int)(w->d.row_bytes / 16);
-            int wpr = 1; /* warps per row group: as many as the chunks keep busy, up to 8 */
-            while (wpr < 8 && 64 * wpr <= nchunk) wpr *= 2;
-            const int rows_pb = (8 / wpr) * (n == 1 ? CU_GEMV_R1 : CU_GEMV_RN);
-            const unsigned blocks = (unsigned)((w->d.rows + rows_pb - 1) / rows_pb);
+            int wpr;
+            const unsigned blocks = gemv_blocks(&w->d, n, &wpr);
             if (w->d.bits == 4 && n == 1)
                 k_gemv_q<4, 1, CU_GEMV_R1><<<blocks, 256>>>(v, x, y, n, wpr);
             else if (w->d.bits == 4)
@@ -749,11 +757,8 @@ static void cu_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y
             return;
         }
         if (dense16_fast_ok(&w->d, x)) {
-            const int nchunk = (int)(w->d.row_bytes / 16);
-            int wpr = 1;
-            while (wpr < 8 && 64 * wpr <= nchunk) wpr *= 2;
-            const int rows_pb = (8 / wpr) * (n == 1 ? CU_GEMV_R1 : CU_GEMV_RN);
-            const unsigned blocks = (unsigned)((w->d.rows + rows_pb - 1) / rows_pb);
+            int wpr;
+            const unsigned blocks = gemv_blocks(&w->d, n, &wpr);
             const bool f16 = w->d.dtype == TL_DT_F16;
             if (f16 && n == 1)
                 k_gemv_h<true, 1, CU_GEMV_R1><<<blocks, 256>>>(v, x, y, n, wpr);
