@@ -138,18 +138,33 @@ static void grow_i32(int32_t **p, size_t *cap, size_t need) {
     *cap = n;
 }
 
+/* Make a device f32 scratch buffer (*cap floats) hold need floats, allocating want (>= need)
+ * when it must grow; contents not kept. Returns 0 when the allocation fails (*p NULL, *cap 0):
+ * the caller takes a path without the scratch. */
+static int grow_f32(float **p, size_t *cap, size_t need, size_t want) {
+    if (need <= *cap) return 1;
+    if (*p) {
+        CK(cudaFree(*p));
+        tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(*cap * sizeof(float)));
+    }
+    *p = NULL;
+    *cap = 0;
+    if (cudaMalloc((void **)p, want * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError(); /* out of memory is not sticky: clear it */
+        *p = NULL;
+        return 0;
+    }
+    *cap = want;
+    tl_mem_add(TL_MEM_SCRATCH, (int64_t)(want * sizeof(float)));
+    return 1;
+}
+
 /* Copy rows' slot and pos arrays into d (both buffers share d->cap). */
 static void rows_put(cu_rows *d, const tl_rows *r) {
     if ((size_t)r->n > d->cap) {
-        size_t old = d->cap;
-        grow_i32(&d->slot, &d->cap, (size_t)r->n); /* sets d->cap */
-        if (d->pos) {
-            CK(cudaFree(d->pos));
-            tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(old * sizeof(int32_t)));
-        }
-        d->pos = NULL;
-        CK(cudaMalloc((void **)&d->pos, d->cap * sizeof(int32_t)));
-        tl_mem_add(TL_MEM_SCRATCH, (int64_t)(d->cap * sizeof(int32_t)));
+        size_t pos_cap = d->cap; /* grows to the same size as slot's */
+        grow_i32(&d->pos, &pos_cap, (size_t)r->n);
+        grow_i32(&d->slot, &d->cap, (size_t)r->n);
     }
     CK(cudaMemcpy(d->slot, r->slot, (size_t)r->n * sizeof(int32_t), cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d->pos, r->pos, (size_t)r->n * sizeof(int32_t), cudaMemcpyHostToDevice));
@@ -688,22 +703,9 @@ static int blas_matmul(cu_ctx *c, const tl_wmat *w, const float *x, float *y, in
     size_t rs = CU_DEQ_MAX / cols;
     if (rs == 0) return 0;
     if (rs > rows) rs = rows;
-    if (rs * cols > c->deq_cap) {
-        if (c->deq) {
-            CK(cudaFree(c->deq));
-            tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(c->deq_cap * sizeof(float)));
-            c->deq = NULL;
-            c->deq_cap = 0;
-        }
-        const size_t want = rows * cols < CU_DEQ_MAX ? rows * cols : CU_DEQ_MAX;
-        if (cudaMalloc((void **)&c->deq, want * sizeof(float)) != cudaSuccess) {
-            cudaGetLastError();
-            c->deq = NULL;
-            return 0;
-        }
-        c->deq_cap = want;
-        tl_mem_add(TL_MEM_SCRATCH, (int64_t)(want * sizeof(float)));
-    }
+    if (!grow_f32(&c->deq, &c->deq_cap, rs * cols, rows * cols < CU_DEQ_MAX ? rows * cols
+                                                                             : CU_DEQ_MAX))
+        return 0;
     const wdev v = wdev_of(w);
     const float one = 1.0f, zero = 0.0f;
     for (size_t r0 = 0; r0 < rows; r0 += rs) {
@@ -1064,22 +1066,7 @@ static void cu_attention(tl_backend *be, float *out, const float *q, const tl_kv
     float *part = NULL;
     if (nsplit > 1) {
         const size_t need = rh * (size_t)nsplit * (size_t)(head_dim + 2);
-        if (need > c->att_cap) {
-            if (c->att) {
-                CK(cudaFree(c->att));
-                tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(c->att_cap * sizeof(float)));
-                c->att = NULL;
-                c->att_cap = 0;
-            }
-            if (cudaMalloc((void **)&c->att, need * 2 * sizeof(float)) == cudaSuccess) {
-                c->att_cap = need * 2;
-                tl_mem_add(TL_MEM_SCRATCH, (int64_t)(c->att_cap * sizeof(float)));
-            } else {
-                cudaGetLastError();
-                c->att = NULL;
-            }
-        }
-        if (c->att) part = c->att;
+        if (grow_f32(&c->att, &c->att_cap, need, need * 2)) part = c->att;
         else split_len = 0, nsplit = 1; /* no scratch: one block per (row, head) */
     }
     dim3 grid((unsigned)rows->n, (unsigned)n_heads, (unsigned)nsplit);
@@ -1542,32 +1529,28 @@ out:
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
-static void free_i32(int32_t *p, size_t cap) {
+/* Free a scratch buffer of `bytes` counted bytes (NULL: nothing). */
+static void free_scratch(void *p, size_t bytes) {
     if (!p) return;
     cudaFree(p);
-    tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(cap * sizeof(int32_t)));
+    tl_mem_add(TL_MEM_SCRATCH, -(int64_t)bytes);
 }
 
 static void cu_destroy(tl_backend *be) {
     cu_ctx *c = (cu_ctx *)be->ctx;
     if (c) {
         cudaDeviceSynchronize();
-        free_i32(c->up.slot, c->up.cap);
-        free_i32(c->up.pos, c->up.cap);
-        free_i32(c->tmp.slot, c->tmp.cap);
-        free_i32(c->tmp.pos, c->tmp.cap);
-        free_i32(c->ids, c->ids_cap);
-        free_i32(c->runs, c->runs_cap);
-        free_i32(c->pt, c->pt_cap);
-        if (c->deq) {
-            cudaFree(c->deq);
-            tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(c->deq_cap * sizeof(float)));
-        }
+        const size_t i4 = sizeof(int32_t), f4 = sizeof(float);
+        free_scratch(c->up.slot, c->up.cap * i4);
+        free_scratch(c->up.pos, c->up.cap * i4);
+        free_scratch(c->tmp.slot, c->tmp.cap * i4);
+        free_scratch(c->tmp.pos, c->tmp.cap * i4);
+        free_scratch(c->ids, c->ids_cap * i4);
+        free_scratch(c->runs, c->runs_cap * i4);
+        free_scratch(c->pt, c->pt_cap * i4);
+        free_scratch(c->deq, c->deq_cap * f4);
+        free_scratch(c->att, c->att_cap * f4);
         if (c->blas_state == 1) cublasDestroy(c->blas);
-        if (c->att) {
-            cudaFree(c->att);
-            tl_mem_add(TL_MEM_SCRATCH, -(int64_t)(c->att_cap * sizeof(float)));
-        }
         free(c->hruns);
         free(c->runs_key);
         free(c);
