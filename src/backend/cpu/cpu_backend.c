@@ -29,6 +29,7 @@
 
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/cpu_gdn.h"
+#include "backend/ref/ref_gdn.h"
 
 typedef struct cpu_ctx {
     tl_pool *pool;
@@ -721,8 +722,6 @@ static void cpu_gdn_conv(tl_backend *be, float *x, const float *w, tl_gdn_state 
     }
 }
 
-static float softplus1(float v) { return v > 20.f ? v : log1pf(expf(v)); }
-
 static void job_gdn_rule(void *p, int ith, int nth) {
     gdn_job *j = p;
     const tl_cpu_kern *k = j->c->k;
@@ -744,8 +743,8 @@ static void job_gdn_rule(void *p, int ith, int nth) {
                 qn[i] = q[i] * qs;
                 kn[i] = kk[i] * ks;
             }
-            float beta = 1.f / (1.f + expf(-j->b[(size_t)r * Hv + h]));
-            float g = -expf(j->a_log[h]) * softplus1(j->a[(size_t)r * Hv + h] + j->dt_bias[h]);
+            float beta = tl_gdn_sigmoid(j->b[(size_t)r * Hv + h]);
+            float g = -expf(j->a_log[h]) * tl_gdn_softplus(j->a[(size_t)r * Hv + h] + j->dt_bias[h]);
             float alpha = expf(g);
             float *S = st->rec + ((size_t)j->rows->slot[r] * Hv + h) * (size_t)dk * dv;
             float *o = j->out + (size_t)r * Hv * dv + (size_t)h * dv;
