@@ -69,7 +69,6 @@ typedef struct cu_rows {
 } cu_rows;
 
 typedef struct cu_ctx {
-    int device;
     cu_rows up;        /* rows_upload */
     cu_rows tmp;       /* rows an op had to upload itself */
     int32_t *ids;      /* embed ids */
@@ -829,7 +828,7 @@ static unsigned norm_threads(int dim) {
     return (unsigned)(t < 32 ? 32 : t > 256 ? 256 : t);
 }
 
-/* Launch over `rows` blocks, in slices that fit gridDim.x. */
+/* One block per row (gridDim.x holds up to 2^31 - 1). */
 static void cu_rmsnorm(tl_backend *be, float *y, const float *x, const float *w, int rows, int dim,
                        float eps) {
     if (rows <= 0 || dim <= 0) return;
@@ -1594,7 +1593,6 @@ extern "C" tl_backend *tl_backend_cuda_new(int device, tl_err *err) {
         tl_err_set(err, TL_ENOMEM, "out of memory creating the CUDA backend");
         return NULL;
     }
-    c->device = device;
     c->runs_n = -1;
     be->ctx = c;
     be->name = "cuda";
