@@ -173,9 +173,6 @@ static void ref_swiglu(tl_backend *be, float *y, const float *gate, const float 
 static void ref_add(tl_backend *be, float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
-static void ref_mul_sigmoid(tl_backend *be, float *y, const float *g, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] *= 1.0f / (1.0f + expf(-g[i]));
-}
 static void ref_copy_rows(tl_backend *be, float *dst, int dst_stride, int dst_off,
                           const float *src, int src_stride, int src_off, int rows, int width) {
     for (int r = 0; r < rows; r++)
@@ -217,7 +214,7 @@ tl_backend *tl_backend_ref_new(void) {
     be->attention = ref_attention;
     be->swiglu = ref_swiglu;
     be->add = ref_add;
-    be->mul_sigmoid = ref_mul_sigmoid;
+    be->mul_sigmoid = tl_ref_mul_sigmoid;
     be->copy_rows = ref_copy_rows;
     be->gdn_conv = tl_ref_gdn_conv;
     be->gdn_rule = tl_ref_gdn_rule;
