@@ -94,16 +94,19 @@ class Hub(BaseHTTPRequestHandler):
                                     "range": self.headers.get("Range"),
                                     "auth": self.headers.get("Authorization")}) + "\n")
 
-    def fail(self, status, code, msg):
-        body = json.dumps({"error": msg}).encode()
+    def send_json(self, status, obj, headers=()):
+        body = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("X-Error-Code", code)
-        self.send_header("X-Error-Message", msg)
+        for k, v in headers:
+            self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def fail(self, status, code, msg):
+        self.send_json(status, {"error": msg}, (("X-Error-Code", code), ("X-Error-Message", msg)))
 
     def repo_and_commit(self, org, name, rev):
         repo = REPOS.get(f"{org}/{name}")
@@ -134,14 +137,8 @@ class Hub(BaseHTTPRequestHandler):
             repo, commit = self.repo_and_commit(parts[2], parts[3], unquote("/".join(parts[5:])))
             if repo is None:
                 return
-            body = json.dumps({"id": f"{parts[2]}/{parts[3]}", "sha": commit,
-                               "siblings": [{"rfilename": p} for p in repo["commits"][commit]]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command == "GET":
-                self.wfile.write(body)
+            self.send_json(200, {"id": f"{parts[2]}/{parts[3]}", "sha": commit,
+                                 "siblings": [{"rfilename": p} for p in repo["commits"][commit]]})
             return
         if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
             # huggingface_hub's snapshot_download lists files this way
@@ -159,13 +156,7 @@ class Hub(BaseHTTPRequestHandler):
                                 "pointerSize": 134}
                 entries.append(e)
             entries += [{"type": "directory", "path": d, "size": 0, "oid": commit_of(d)} for d in sorted(dirs)]
-            body = json.dumps(entries).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command == "GET":
-                self.wfile.write(body)
+            self.send_json(200, entries)
             return
         if len(parts) >= 5 and parts[2] == "resolve":
             from urllib.parse import unquote
