@@ -54,9 +54,8 @@ static const char *skip_value(const char *p, const char *e) {
 
 /* Walk the members of the object at p ('{'); for each key equal to one of keys[i] record the
  * value's range (the last one wins, as in jansson). Returns 0, or -1 when not an object. */
-static int members(const char *p, const char *e, const char *const *keys, int nk, size_t base,
-                   const char *doc, size_t (*out)[2]) {
-    (void)base;
+static int members(const char *p, const char *e, const char *const *keys, int nk, const char *doc,
+                   size_t (*out)[2]) {
     p = ws(p, e);
     if (p >= e || *p != '{') return -1;
     p = ws(p + 1, e);
@@ -89,9 +88,9 @@ int tok_json_find_model_parts(const char *s, size_t n, size_t range[2][2]) {
     static const char *const top[] = {"model"};
     size_t model[1][2] = {{0, 0}};
     memset(range, 0, 2 * sizeof range[0]);
-    if (members(s, e, top, 1, 0, s, model) || model[0][1] == 0) return 0;
+    if (members(s, e, top, 1, s, model) || model[0][1] == 0) return 0;
     static const char *const mk[] = {"vocab", "merges"};
-    if (members(s + model[0][0], s + model[0][1], mk, 2, 0, s, range)) return 0;
+    if (members(s + model[0][0], s + model[0][1], mk, 2, s, range)) return 0;
     return range[0][1] != 0 && range[1][1] != 0;
 }
 
