@@ -226,14 +226,7 @@ static void model_label(const char *spec, char *out, size_t cap) {
 /* Deterministic random ids in [lo, hi) (splitmix64), away from the special tokens. */
 static void random_ids(int32_t *ids, int n, int lo, int hi, uint64_t seed) {
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int i = 0; i < n; i++) {
-        x += 0x9E3779B97F4A7C15ull;
-        uint64_t z = x;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        ids[i] = lo + (int32_t)(z % (uint64_t)(hi - lo));
-    }
+    for (int i = 0; i < n; i++) ids[i] = lo + (int32_t)(tl_splitmix64(&x) % (uint64_t)(hi - lo));
 }
 
 /* Render -p through the model's chat template and tokenize it. */

@@ -67,6 +67,14 @@ typedef struct tl_strbuf {
 /* Append n bytes of s, keeping a NUL after them. 0, or -TL_ENOMEM with the buffer unchanged. */
 int tl_strbuf_add(tl_strbuf *b, const char *s, size_t n);
 
+/* splitmix64: advances *x and returns its next well-mixed value (seeds, keys, test data). */
+static inline uint64_t tl_splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* bf16 / f16 <-> f32 */
 static inline float tl_bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};

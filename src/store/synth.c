@@ -52,12 +52,7 @@ const char *tl_synth_names(void) {
 }
 
 /* ---- random numbers: splitmix64 to seed, xorshift64* to stream ---- */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
+static uint64_t mix64(uint64_t x) { return tl_splitmix64(&x); }
 static uint64_t next64(uint64_t *s) {
     uint64_t x = *s;
     x ^= x >> 12;
