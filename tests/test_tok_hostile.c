@@ -49,6 +49,14 @@ static void expect_fail(const char *json, int code, const char *needle) {
     tl_tok_free(tok);
 }
 
+/* expect_fail on make_json(merges, pre, extra). */
+static void expect_fail_in(const char *merges, const char *pre, const char *extra, int code,
+                           const char *needle) {
+    char *j = make_json(merges, pre, extra);
+    expect_fail(j, code, needle);
+    free(j);
+}
+
 static void test_small_ok(void) {
     char *j = make_json(NULL, NULL, NULL);
     tl_tokenizer *tok;
@@ -81,53 +89,43 @@ static void test_malformed(void) {
     expect_fail("[1,2]", TL_EFORMAT, "top level");
     expect_fail("{\"model\": 5, \"decoder\":{\"type\":\"ByteLevel\"}}", TL_EFORMAT, "model must be");
     char *j;
-    j = make_json("[\"h e\",\"q zz\"]", NULL, NULL);
-    expect_fail(j, TL_EFORMAT, "model.merges[1]: token \"zz\" is not in model.vocab");
-    free(j);
-    j = make_json("[\"h e\",\"hello\"]", NULL, NULL);
-    expect_fail(j, TL_EFORMAT, "model.merges[1]");
-    free(j);
-    j = make_json("[\"h e\", 7]", NULL, NULL);
-    expect_fail(j, TL_EFORMAT, "model.merges[1]");
-    free(j);
-    j = make_json("[\"x y\"]", NULL, NULL); /* "xy" is not a token */
-    expect_fail(j, TL_EFORMAT, "merged token \"xy\"");
-    free(j);
-    j = make_json(NULL, "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?i:'s|[a-\"},\"behavior\":\"Isolated\"}",
-                  NULL);
-    expect_fail(j, TL_EFORMAT, "pre_tokenizer.pattern.Regex: invalid regex at offset");
-    free(j);
-    j = make_json(NULL, "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":"
-                  "{\"Regex\":\"\\\\p{Nope}\"},\"behavior\":\"Isolated\"}]}", NULL);
-    expect_fail(j, TL_EFORMAT, "pre_tokenizer.pretokenizers[0].pattern.Regex");
-    free(j);
-    j = make_json(NULL, "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Sideways\"}", NULL);
-    expect_fail(j, TL_EUNSUP, "behavior 'Sideways'");
-    free(j);
-    j = make_json(NULL, "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\"}", NULL);
-    expect_fail(j, TL_EUNSUP, "the last step must be ByteLevel");
-    free(j);
-    j = make_json(NULL, "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},{\"type\":"
-                  "\"ByteLevel\"}]}", NULL);
-    expect_fail(j, TL_EUNSUP, "ByteLevel is supported only as the last step");
-    free(j);
-    j = make_json(NULL, "null", NULL);
-    expect_fail(j, TL_EUNSUP, "the last step must be ByteLevel");
-    free(j);
-    j = make_json(NULL, "{\"type\":\"Whitespace\"}", NULL);
-    expect_fail(j, TL_EUNSUP, "pre_tokenizer: pre-tokenizer type 'Whitespace' is not supported");
-    free(j);
-    j = make_json(NULL, NULL, "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},"
-                  "{\"type\":\"Lowercase\"}]},");
-    expect_fail(j, TL_EUNSUP, "normalizer.normalizers[1]: normalizer type 'Lowercase'");
-    free(j);
-    j = make_json(NULL, NULL, "\"post_processor\":{\"type\":\"RobertaProcessing\"},");
-    expect_fail(j, TL_EUNSUP, "post_processor: post-processor type 'RobertaProcessing'");
-    free(j);
-    j = make_json(NULL, NULL, "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
-                  "{\"SpecialToken\":{\"id\":\"<s>\"}},{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{}},");
-    expect_fail(j, TL_EFORMAT, "special token '<s>' has no ids");
-    free(j);
+    expect_fail_in("[\"h e\",\"q zz\"]", NULL, NULL, TL_EFORMAT,
+                   "model.merges[1]: token \"zz\" is not in model.vocab");
+    expect_fail_in("[\"h e\",\"hello\"]", NULL, NULL, TL_EFORMAT, "model.merges[1]");
+    expect_fail_in("[\"h e\", 7]", NULL, NULL, TL_EFORMAT, "model.merges[1]");
+    expect_fail_in("[\"x y\"]", NULL, NULL, TL_EFORMAT, "merged token \"xy\""); /* not a token */
+    expect_fail_in(
+        NULL,
+        "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?i:'s|[a-\"},\"behavior\":\"Isolated\"}",
+        NULL, TL_EFORMAT, "pre_tokenizer.pattern.Regex: invalid regex at offset");
+    expect_fail_in(NULL,
+                   "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":"
+                   "{\"Regex\":\"\\\\p{Nope}\"},\"behavior\":\"Isolated\"}]}",
+                   NULL, TL_EFORMAT, "pre_tokenizer.pretokenizers[0].pattern.Regex");
+    expect_fail_in(NULL,
+                   "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Sideways\"}",
+                   NULL, TL_EUNSUP, "behavior 'Sideways'");
+    expect_fail_in(NULL,
+                   "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\"}",
+                   NULL, TL_EUNSUP, "the last step must be ByteLevel");
+    expect_fail_in(NULL,
+                   "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},{\"type\":"
+                   "\"ByteLevel\"}]}",
+                   NULL, TL_EUNSUP, "ByteLevel is supported only as the last step");
+    expect_fail_in(NULL, "null", NULL, TL_EUNSUP, "the last step must be ByteLevel");
+    expect_fail_in(NULL, "{\"type\":\"Whitespace\"}", NULL, TL_EUNSUP,
+                   "pre_tokenizer: pre-tokenizer type 'Whitespace' is not supported");
+    expect_fail_in(NULL, NULL,
+                   "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},"
+                   "{\"type\":\"Lowercase\"}]},",
+                   TL_EUNSUP, "normalizer.normalizers[1]: normalizer type 'Lowercase'");
+    expect_fail_in(NULL, NULL, "\"post_processor\":{\"type\":\"RobertaProcessing\"},", TL_EUNSUP,
+                   "post_processor: post-processor type 'RobertaProcessing'");
+    expect_fail_in(NULL, NULL,
+                   "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
+                   "{\"SpecialToken\":{\"id\":\"<s>\"}},{\"Sequence\":{\"id\":\"A\"}}],"
+                   "\"special_tokens\":{}},",
+                   TL_EFORMAT, "special token '<s>' has no ids");
     /* JSON objects keep the last duplicate key: an unsupported "decoder" spliced in before the
      * good one is overridden (the file loads), and one appended after it is what counts. */
     j = make_json(NULL, NULL, "\"decoder\":{\"type\":\"WordPiece\"},");
