@@ -35,7 +35,7 @@ typedef struct cpu_ctx {
     tl_pool *pool;
     int nth;
     const tl_cpu_kern *k;
-    int xq_small, xq_large;   /* activation levels for n <= 8 and for larger n */
+    int xq_levels;            /* activation levels: 2 (default) or 1 (TALLOW_CPU_XQ=1) */
     /* per-thread float scratch (rows of a matrix, q/k/v copies): nth * tscratch_n floats */
     float *tscratch;
     size_t tscratch_n;
@@ -322,7 +322,7 @@ static void cpu_matmul_n(tl_backend *be, int nw, const tl_wmat *const *w, const 
         j.y[i] = y[i];
     }
     const tl_wmat *w0 = w[0];
-    j.levels = n <= 8 ? c->xq_small : c->xq_large;
+    j.levels = c->xq_levels;
     size_t groups = (size_t)n * w0->groups;
     if (xq_reserve(c, (size_t)n * w0->cols, groups) < 0) {
         /* Out of memory for the activation copy: the dense path (slow, allocates nothing). */
@@ -829,12 +829,11 @@ tl_backend *tl_backend_cpu_new(int threads, tl_err *err) {
     }
     c->nth = tl_pool_size(c->pool);
     c->k = tl_cpu_kern_pick();
-    c->xq_small = 2;
-    c->xq_large = 2;
+    c->xq_levels = 2;
     const char *fe = getenv("TALLOW_CPU_FLASH");
     c->flash = !(fe && strcmp(fe, "0") == 0);
     const char *e = getenv("TALLOW_CPU_XQ");
-    if (e && (strcmp(e, "1") == 0 || strcmp(e, "2") == 0)) c->xq_small = c->xq_large = e[0] - '0';
+    if (e && (strcmp(e, "1") == 0 || strcmp(e, "2") == 0)) c->xq_levels = e[0] - '0';
     if (tscratch_reserve(c, 4096) < 0) {
         tl_pool_free(c->pool);
         free(be);
