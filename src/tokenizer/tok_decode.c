@@ -18,10 +18,7 @@ static const char *token_text(const tl_tokenizer *t, int32_t id, int skip_specia
     return t->arena + t->tok_off[id];
 }
 
-/* Append the valid UTF-8 of s[0..n) to out (cap >= 3n): invalid subparts become U+FFFD. If
- * hold is non-NULL, an incomplete character at the end is not written; its length goes to
- * *hold. Returns the bytes written. */
-static size_t lossy_append(const uint8_t *s, size_t n, char *out, int *hold) {
+size_t tok_utf8_lossy(const uint8_t *s, size_t n, char *out, int *hold) {
     size_t i = 0, o = 0;
     if (hold) *hold = 0;
     while (i < n) {
@@ -68,7 +65,7 @@ int tl_tok_decode(const tl_tokenizer *tok, const int32_t *ids, size_t n_ids, int
         const char *s = token_text(tok, ids[i], skip_special, &l);
         if (s) memcpy(raw + k, s, l), k += l;
     }
-    size_t o = lossy_append(raw, k, out, NULL);
+    size_t o = tok_utf8_lossy(raw, k, out, NULL);
     out[o] = 0;
     free(raw);
     *text = out;
@@ -103,7 +100,7 @@ int tl_tok_stream_feed(tl_tok_stream *s, int32_t id, char *out, size_t cap, size
     memcpy(buf, s->pending, (size_t)s->n_pending);
     memcpy(buf + s->n_pending, txt, l);
     int hold;
-    size_t o = lossy_append(buf, m, out, &hold);
+    size_t o = tok_utf8_lossy(buf, m, out, &hold);
     memcpy(s->pending, buf + m - (size_t)hold, (size_t)hold);
     s->n_pending = hold;
     if (buf != small) free(buf);
@@ -115,7 +112,7 @@ int tl_tok_stream_feed(tl_tok_stream *s, int32_t id, char *out, size_t cap, size
 int tl_tok_stream_flush(tl_tok_stream *s, char *out, size_t cap, size_t *n) {
     *n = 0;
     if (cap < 16) return -TL_EINVAL;
-    size_t o = lossy_append(s->pending, (size_t)s->n_pending, out, NULL);
+    size_t o = tok_utf8_lossy(s->pending, (size_t)s->n_pending, out, NULL);
     s->n_pending = 0;
     out[o] = 0;
     *n = o;

@@ -596,18 +596,7 @@ static char *utf8_sanitize(const char *s, size_t n, size_t *out_n, int *valid, t
         return NULL;
     }
     memcpy(o, s, i);
-    size_t k = i;
-    while (i < n) {
-        int l = tok_utf8_seq((const uint8_t *)s + i, n - i);
-        if (l > 0) {
-            memcpy(o + k, s + i, (size_t)l);
-            k += (size_t)l, i += (size_t)l;
-        } else {
-            k += (size_t)tok_utf8_put(0xFFFD, o + k);
-            i += l < 0 ? (size_t)-l : n - i; /* incomplete at the end: one U+FFFD */
-        }
-    }
-    *out_n = k;
+    *out_n = i + tok_utf8_lossy((const uint8_t *)s + i, n - i, o + i, NULL);
     return o;
 }
 

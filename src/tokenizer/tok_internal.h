@@ -196,6 +196,11 @@ static inline int tok_utf8_put(uint32_t cp, char *out) {
     return 4;
 }
 
+/* Write the valid UTF-8 of s[0..n) to out (cap >= 3n): each maximal invalid subpart becomes
+ * U+FFFD. If hold is non-NULL, an incomplete character at the end is not written; its length
+ * goes to *hold (NULL: it becomes one U+FFFD). Returns the bytes written. (tok_decode.c) */
+size_t tok_utf8_lossy(const uint8_t *s, size_t n, char *out, int *hold);
+
 /* Rust char::is_whitespace (the White_Space property). */
 static inline int tok_is_space(uint32_t c) {
     return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
