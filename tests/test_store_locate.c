@@ -69,8 +69,14 @@ int main(void) {
     CHECK(tl_model_locate("", NULL, out, sizeof out, &err) == -TL_EINVAL);
 
     /* a plain directory is returned as its real path */
+    char real[4096];
+    CHECK(realpath(root, real) != NULL);
     CHECKF(tl_model_locate(root, NULL, out, sizeof out, &err) == 0, "%s", err.msg);
-    CHECK(out[0] == '/');
+    CHECK_STREQ(out, real);
+    snprintf(p, sizeof p, "%s/models--org--tiny/../models--org--tiny/snapshots/..", root);
+    CHECKF(tl_model_locate(p, NULL, out, sizeof out, &err) == 0, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/models--org--tiny", real);
+    CHECK_STREQ(out, p);
 
     CHECK(tl_hf_repo_id_valid("mlx-community/Qwen3.5-2B-4bit"));
     CHECK(!tl_hf_repo_id_valid("noslash") && !tl_hf_repo_id_valid("a/b/c") &&
