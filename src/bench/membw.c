@@ -120,10 +120,7 @@ double tl_membw_cpu_peak(int threads, int force, char *cpu_name, size_t cap) {
     }
     double bw = tl_membw_measure(threads, (size_t)1 << 30, 4);
     if (bw > 0 && path[0]) {
-        char sub[1100];
-        snprintf(sub, sizeof sub, "%s/.cache", home);
-        mkdir(sub, 0755);
-        mkdir(dir, 0755);
+        tl_mkdir_p(dir);
         FILE *f = fopen(path, "w");
         if (f) {
             fprintf(f, "%s\n%.3f\n", name, bw);

@@ -58,6 +58,8 @@ int tl_file_exists(const char *path);
 int tl_dir_exists(const char *path);
 /* snprintf into buf; returns -TL_EINVAL if it would not fit. */
 int tl_path_join(char *buf, size_t cap, const char *a, const char *b);
+/* mkdir -p (mode 0755): 0, or -1 with errno set (ENAMETOOLONG over 4095 bytes). */
+int tl_mkdir_p(const char *dir);
 
 /* ---- growable text -------------------------------------------------------------------------- */
 typedef struct tl_strbuf {

@@ -188,25 +188,13 @@ static int curl_error(pull_ctx *c, CURLcode cc, const char *ebuf, const char *wh
 }
 
 /* ---- paths ---- */
-static int mkdir_p(const char *dir) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 static int mkdir_parent(const char *path) {
     char d[4096];
     snprintf(d, sizeof d, "%s", path);
     char *s = strrchr(d, '/');
     if (!s) return 0;
     *s = 0;
-    return mkdir_p(d);
+    return tl_mkdir_p(d);
 }
 
 /* A repo path from the API must stay inside the snapshot. */
@@ -534,7 +522,7 @@ static int lock_blob(const char *repo_dir, const char *etag) {
     const char *slash = strrchr(repo_dir, '/');
     if (!slash) return -1;
     snprintf(p, sizeof p, "%.*s/.locks/%s", (int)(slash - repo_dir), repo_dir, slash + 1);
-    if (mkdir_p(p)) return -1;
+    if (tl_mkdir_p(p)) return -1;
     size_t n = strlen(p);
     snprintf(p + n, sizeof p - n, "/%s.lock", etag);
     int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -701,9 +689,9 @@ int tl_hub_pull(const tl_pull_opts *o, tl_pull_result *res, tl_err *err) {
         snprintf(res->commit, sizeof res->commit, "%s", commit);
         char d[4096 + 100];
         snprintf(d, sizeof d, "%s/blobs", repo_dir);
-        int bad = mkdir_p(d);
+        int bad = tl_mkdir_p(d);
         snprintf(d, sizeof d, "%s/snapshots/%s", repo_dir, commit);
-        bad |= mkdir_p(d);
+        bad |= tl_mkdir_p(d);
         if (bad) rc = tl_err_set(err, TL_EIO, "%s: cannot create the cache directories: %s", repo_dir, strerror(errno));
         snprintf(res->snapshot, sizeof res->snapshot, "%s", d);
     }

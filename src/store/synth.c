@@ -263,18 +263,6 @@ static void fill(const plan_t *t, int bits, uint64_t *rng, uint64_t at, uint8_t 
 }
 
 /* ---- files ---- */
-static int mkdir_p(const char *dir) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 static int write_text(const char *dir, const char *name, const char *text, tl_err *err) {
     char path[4096];
     if (tl_path_join(path, sizeof path, dir, name))
@@ -730,7 +718,7 @@ int tl_synth_write(const tl_synth_opts *o, tl_synth_info *info, tl_err *err) {
         return tl_err_set(err, TL_EINVAL, "%s has %d layers; --layers must be 1..%d", s->like,
                           s->layers, s->layers);
     if (!o->out_dir || !*o->out_dir) return tl_err_set(err, TL_EINVAL, "synth needs an output directory");
-    if (mkdir_p(o->out_dir))
+    if (tl_mkdir_p(o->out_dir))
         return tl_err_set(err, TL_EIO, "%s: cannot create: %s", o->out_dir, strerror(errno));
 
     plan p = {.bits = o->bits, .seed = o->seed};
