@@ -85,6 +85,11 @@ static int32_t page_take(tl_engine *e) {
     return p;
 }
 
+/* Reset a slot's recurrent state (models that have one). */
+static void slot_state_clear(tl_engine *e, int slot) {
+    if (e->model->arch->state_clear) e->model->arch->state_clear(e->model, slot);
+}
+
 static void kv_changed(tl_engine *e) {
     if (e->be->kv_sync) e->be->kv_sync(e->be, &e->kv);
 }
@@ -330,8 +335,7 @@ int tl_engine_open(tl_engine **out, const tl_engine_opts *opts, tl_err *err) {
     tl_run_dims d = {.max_slots = e->max_slots, .max_rows = e->max_rows, .max_out = e->max_slots};
     if ((rc = tl_model_run_init(m, &d, err))) goto fail;
     e->state_bytes = m->arch->state_bytes ? m->arch->state_bytes(m) : 0;
-    for (int s = 0; s < e->max_slots; s++)
-        if (m->arch->state_clear) m->arch->state_clear(m, s);
+    for (int s = 0; s < e->max_slots; s++) slot_state_clear(e, s);
     *out = e;
     return 0;
 fail:
@@ -350,7 +354,7 @@ int tl_slot_acquire(tl_engine *e, tl_err *err) {
         if (e->slot_used[s]) continue;
         e->slot_used[s] = 1;
         e->slot_len[s] = 0;
-        if (e->model->arch->state_clear) e->model->arch->state_clear(e->model, s);
+        slot_state_clear(e, s);
         return s;
     }
     return tl_err_set(err, TL_EBUSY, "all %d sequence slots are in use", e->max_slots);
@@ -360,7 +364,7 @@ void tl_slot_release(tl_engine *e, int slot) {
     if (!slot_ok(e, slot)) return;
     slot_drop_pages(e, slot, 0);
     kv_changed(e);
-    if (e->model->arch->state_clear) e->model->arch->state_clear(e->model, slot);
+    slot_state_clear(e, slot);
     e->slot_len[slot] = 0;
     e->slot_used[slot] = 0;
 }
@@ -383,7 +387,7 @@ int tl_slot_truncate(tl_engine *e, int slot, int n, tl_err *err) {
         slot_drop_pages(e, slot, (n + e->kv.page_size - 1) / e->kv.page_size);
         kv_changed(e);
     }
-    if (n == 0 && e->model->arch->state_clear) e->model->arch->state_clear(e->model, slot);
+    if (n == 0) slot_state_clear(e, slot);
     e->slot_len[slot] = n;
     return 0;
 }
@@ -484,7 +488,7 @@ fail:
     for (int i = 0; i < n_seqs; i++) {
         int s = seqs[i].slot;
         slot_drop_pages(e, s, 0);
-        if (e->model->arch->state_clear) e->model->arch->state_clear(e->model, s);
+        slot_state_clear(e, s);
         e->slot_len[s] = 0;
     }
     kv_changed(e);
@@ -535,7 +539,7 @@ int tl_slot_restore(tl_engine *e, int slot, const tl_snapshot *s, tl_err *err) {
     for (int i = 0; i < s->n_pages; i++) pt[i] = s->pages[i];
     kv_changed(e);
     if (s->state_bytes) e->model->arch->state_load(e->model, slot, s->state);
-    else if (e->model->arch->state_clear) e->model->arch->state_clear(e->model, slot);
+    else slot_state_clear(e, slot);
     e->slot_len[slot] = s->len;
     return 0;
 }
