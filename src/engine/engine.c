@@ -394,8 +394,7 @@ int tl_slot_truncate(tl_engine *e, int slot, int n, tl_err *err) {
 
 /* ---- forward -------------------------------------------------------------------------------- */
 
-static int run_pass(tl_engine *e, int n_rows, int n_out, const tl_batch_seq *seqs, float *logits,
-                    tl_err *err) {
+static int run_pass(tl_engine *e, int n_rows, int n_out, float *logits, tl_err *err) {
     tl_model *m = e->model;
     tl_batch b = {0};
     b.rows.n = n_rows;
@@ -412,7 +411,6 @@ static int run_pass(tl_engine *e, int n_rows, int n_out, const tl_batch_seq *seq
     size_t V = (size_t)m->info.vocab_size;
     for (int i = 0; i < n_out; i++)
         memcpy(logits + (size_t)e->b_seq[i] * V, e->b_logits + (size_t)i * V, V * sizeof(float));
-    (void)seqs;
     return 0;
 }
 
@@ -475,12 +473,12 @@ int tl_engine_forward(tl_engine *e, const tl_batch_seq *seqs, int n_seqs, float 
             }
             n_rows++;
             if (n_rows == e->max_rows) {
-                if ((rc = run_pass(e, n_rows, n_out, seqs, logits, err))) goto fail;
+                if ((rc = run_pass(e, n_rows, n_out, logits, err))) goto fail;
                 n_rows = n_out = 0;
             }
         }
     }
-    if (n_rows && (rc = run_pass(e, n_rows, n_out, seqs, logits, err))) goto fail;
+    if (n_rows && (rc = run_pass(e, n_rows, n_out, logits, err))) goto fail;
     for (int i = 0; i < n_seqs; i++) e->slot_len[seqs[i].slot] += seqs[i].n_tokens;
     return 0;
 fail:
