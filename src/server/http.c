@@ -198,10 +198,16 @@ static void make_id(conn *c, const char *prefix) {
     c->created = (int64_t)time(NULL);
 }
 
+/* A token's bytes; "" (n = 0) for an id without any. */
+static const char *tok_bytes(server *s, int32_t id, size_t *n) {
+    const char *b = s->m->token_bytes(s->m, id, n);
+    if (!b) b = "", *n = 0;
+    return b;
+}
+
 static json_t *token_json(server *s, int32_t id, float lp, int with_bytes) {
     size_t n = 0;
-    const char *b = s->m->token_bytes(s->m, id, &n);
-    if (!b) b = "", n = 0;
+    const char *b = tok_bytes(s, id, &n);
     json_t *o = json_pack("{s:o, s:f}", "token", jstr(b, n), "logprob", (double)lp);
     if (with_bytes) {
         json_t *arr = json_array();
@@ -238,16 +244,16 @@ static json_t *completion_logprobs(conn *c, int from, int to, size_t text_base) 
     size_t off = text_base;
     for (int i = from; i < to; i++) {
         size_t n = 0;
-        const char *b = s->m->token_bytes(s->m, q->events[i].id, &n);
-        json_array_append_new(toks, jstr(b ? b : "", b ? n : 0));
+        const char *b = tok_bytes(s, q->events[i].id, &n);
+        json_array_append_new(toks, jstr(b, n));
         json_array_append_new(lps, json_real(q->events[i].logprob));
         json_t *t = json_object();
         for (int k = 0; k < q->n_top; k++) {
             int32_t tid = q->top_ids[(size_t)i * q->n_top + k];
             if (tid < 0) continue;
             size_t tn = 0;
-            const char *tb = s->m->token_bytes(s->m, tid, &tn);
-            json_t *key = jstr(tb ? tb : "", tb ? tn : 0);
+            const char *tb = tok_bytes(s, tid, &tn);
+            json_t *key = jstr(tb, tn);
             json_object_set_new(t, json_string_value(key),
                                 json_real(q->top_lps[(size_t)i * q->n_top + k]));
             json_decref(key);
@@ -695,9 +701,9 @@ static enum MHD_Result do_tokenize(conn *c) {
         for (size_t i = 0; i < n; i++) {
             if (r->with_pieces) {
                 size_t bl = 0;
-                const char *b = s->m->token_bytes(s->m, ids[i], &bl);
+                const char *b = tok_bytes(s, ids[i], &bl);
                 json_array_append_new(arr, json_pack("{s:i, s:o}", "id", ids[i], "piece",
-                                                     jstr(b ? b : "", b ? bl : 0)));
+                                                     jstr(b, bl)));
             } else {
                 json_array_append_new(arr, json_integer(ids[i]));
             }
