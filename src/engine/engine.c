@@ -404,12 +404,16 @@ static int run_pass(tl_engine *e, int n_rows, int n_out, float *logits, tl_err *
     b.kv = e->kv.n_layers ? &e->kv : NULL;
     b.n_out = n_out;
     b.out_rows = e->b_out;
-    b.logits = e->b_logits;
+    /* Out rows of consecutive sequences (every decode step of one sequence, a batch where all
+     * want logits) land in the caller's buffer directly; others go through b_logits, so a
+     * vocabulary-sized row is not copied twice per token when it need not be. */
+    size_t V = (size_t)m->info.vocab_size;
+    int direct = n_out > 0 && e->b_seq[n_out - 1] - e->b_seq[0] == n_out - 1; /* b_seq ascends */
+    b.logits = direct ? logits + (size_t)e->b_seq[0] * V : e->b_logits;
     if (e->be->rows_upload) e->be->rows_upload(e->be, &b.rows);
     int rc = m->arch->forward(m, &b, err);
     if (rc) return rc;
-    size_t V = (size_t)m->info.vocab_size;
-    for (int i = 0; i < n_out; i++)
+    for (int i = 0; i < n_out && !direct; i++)
         memcpy(logits + (size_t)e->b_seq[i] * V, e->b_logits + (size_t)i * V, V * sizeof(float));
     return 0;
 }
