@@ -107,6 +107,18 @@ static void add_common_headers(conn *c, struct MHD_Response *r) {
     }
 }
 
+/* Queue r (adding the CORS headers) as the answer, counted in /metrics by status class. */
+static enum MHD_Result queue_response(conn *c, int status, struct MHD_Response *r) {
+    add_common_headers(c, r);
+    enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)status, r);
+    MHD_destroy_response(r);
+    c->responded = 1;
+    pthread_mutex_lock(&c->srv->metrics.mu);
+    if (status / 100 < 6) c->srv->metrics.responses_by_class[status / 100]++;
+    pthread_mutex_unlock(&c->srv->metrics.mu);
+    return ret;
+}
+
 static enum MHD_Result respond(conn *c, int status, const char *ctype, char *body, size_t len) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -115,15 +127,8 @@ static enum MHD_Result respond(conn *c, int status, const char *ctype, char *bod
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ctype);
-    add_common_headers(c, r);
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-    enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)status, r);
-    MHD_destroy_response(r);
-    c->responded = 1;
-    pthread_mutex_lock(&c->srv->metrics.mu);
-    if (status / 100 < 6) c->srv->metrics.responses_by_class[status / 100]++;
-    pthread_mutex_unlock(&c->srv->metrics.mu);
-    return ret;
+    return queue_response(c, status, r);
 }
 
 static enum MHD_Result respond_json(conn *c, int status, json_t *doc) {
@@ -644,14 +649,7 @@ static enum MHD_Result do_generate(conn *c) {
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
         MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-        add_common_headers(c, resp);
-        enum MHD_Result ret = MHD_queue_response(c->mc, 200, resp);
-        MHD_destroy_response(resp);
-        c->responded = 1;
-        pthread_mutex_lock(&s->metrics.mu);
-        s->metrics.responses_by_class[2]++;
-        pthread_mutex_unlock(&s->metrics.mu);
-        return ret;
+        return queue_response(c, 200, resp);
     }
     /* wait for the whole answer, watching for the client going away */
     tl_sched_lock(s->sched);
