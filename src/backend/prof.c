@@ -181,29 +181,9 @@ static void p_weight_free(tl_backend *be, tl_wmat *w) {
 
 static float *p_vec_upload(tl_backend *be, const float *h, size_t n) { return pc(be)->in->vec_upload(pc(be)->in, h, n); }
 
-static void p_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n) {
-    prof_ctx *p = pc(be);
-    uint64_t t0 = tl_now_ns();
-    p->in->matmul(p->in, w, x, y, n);
-    p->in->sync(p->in);
-    uint64_t dt = tl_now_ns() - t0;
-    p->ns[P_MATMUL] += dt;
-    p->calls[P_MATMUL]++;
-    const prof_weight *pw = weight_of(p, w);
-    int fi = pw ? pw->family : family_index(p, "?"), k = n > 8;
-    p->fam[fi].ns[k] += dt;
-    p->fam[fi].calls[k]++;
-    p->fam[fi].bytes[k] += pw ? pw->bytes : 0;
-}
-
-/* A fused call: its time is shared among the weights' families by the bytes each streams. */
-static void p_matmul_n(tl_backend *be, int nw, const tl_wmat *const *w, const float *x, float *const *y,
-                       int n) {
-    prof_ctx *p = pc(be);
-    uint64_t t0 = tl_now_ns();
-    tl_backend_matmul_n(p->in, nw, w, x, y, n);
-    p->in->sync(p->in);
-    uint64_t dt = tl_now_ns() - t0;
+/* A matmul call of nw weights took dt: its time is shared among the weights' families by the
+ * bytes each streams (all of it for one weight). */
+static void count_matmul(prof_ctx *p, int nw, const tl_wmat *const *w, int n, uint64_t dt) {
     p->ns[P_MATMUL] += dt;
     p->calls[P_MATMUL]++;
     size_t total = 0;
@@ -215,10 +195,28 @@ static void p_matmul_n(tl_backend *be, int nw, const tl_wmat *const *w, const fl
         const prof_weight *pw = weight_of(p, w[i]);
         int fi = pw ? pw->family : family_index(p, "?"), k = n > 8;
         size_t b = pw ? pw->bytes : 0;
-        p->fam[fi].ns[k] += total ? (uint64_t)((double)dt * (double)b / (double)total) : dt / (uint64_t)nw;
+        p->fam[fi].ns[k] += nw == 1 ? dt : total ? (uint64_t)((double)dt * (double)b / (double)total)
+                                                 : dt / (uint64_t)nw;
         p->fam[fi].calls[k]++;
-        p->fam[fi].bytes[k] += pw ? pw->bytes : 0;
+        p->fam[fi].bytes[k] += b;
     }
+}
+
+static void p_matmul(tl_backend *be, const tl_wmat *w, const float *x, float *y, int n) {
+    prof_ctx *p = pc(be);
+    uint64_t t0 = tl_now_ns();
+    p->in->matmul(p->in, w, x, y, n);
+    p->in->sync(p->in);
+    count_matmul(p, 1, &w, n, tl_now_ns() - t0);
+}
+
+static void p_matmul_n(tl_backend *be, int nw, const tl_wmat *const *w, const float *x, float *const *y,
+                       int n) {
+    prof_ctx *p = pc(be);
+    uint64_t t0 = tl_now_ns();
+    tl_backend_matmul_n(p->in, nw, w, x, y, n);
+    p->in->sync(p->in);
+    count_matmul(p, nw, w, n, tl_now_ns() - t0);
 }
 
 #define TIMED(op, call)                                                                            \
