@@ -342,8 +342,8 @@ static int sort_candidates(tl_sampler *s, int n) { return sort_candidates_at(s, 
  * probabilities by the top 13 bits of their float representation (monotonic for p >= 0), keep
  * every bucket above the one where the descending cumulative mass reaches top_p, and sort only
  * that boundary bucket to walk it exactly as transformers does (keep while the mass before a
- * token is < top_p). Returns the number kept, or -1 when the caller must sort everything
- * (min_keep not met). */
+ * token is < top_p). Returns the number kept, or -1 when sorting the boundary bucket could not
+ * allocate (min_keep > 1 never comes here: that takes the full sort). */
 enum { NBINS = 4096 };
 
 static inline int prob_bin(float p) {
