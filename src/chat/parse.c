@@ -80,26 +80,30 @@ int tl_chat_split_reasoning(const char *text, int started_in_think, char **reaso
 }
 
 /* ---- tool calls ----------------------------------------------------------------------------- */
-/* One call from a JSON object {"name": ..., "parameters"|"arguments": {...} or "text"}. */
-static json_t *call_from_json(const char *s, size_t n) {
-    json_error_t je;
-    json_t *o = json_loadb(s, n, JSON_DISABLE_EOF_CHECK, &je);
-    if (!o) return NULL;
-    /* only whitespace (or ';') may follow */
-    for (size_t i = (size_t)je.position; i < n; i++)
-        if (!is_space(s[i]) && s[i] != ';') { json_decref(o); return NULL; }
+/* One call from a parsed JSON object {"name": ..., "parameters"|"arguments": {...} or "text"}
+ * (o is borrowed), or NULL when it is not one. */
+static json_t *call_from_obj(json_t *o) {
     json_t *name = json_object_get(o, "name");
     json_t *args = json_object_get(o, "parameters");
     if (!args) args = json_object_get(o, "arguments");
-    if (!json_is_object(o) || !json_is_string(name) || (args && !json_is_object(args) && !json_is_string(args))) {
-        json_decref(o);
+    if (!json_is_object(o) || !json_is_string(name) || (args && !json_is_object(args) && !json_is_string(args)))
         return NULL;
-    }
     char *at = args ? (json_is_string(args) ? strdup(json_string_value(args))
                                             : json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER))
                     : strdup("{}");
     json_t *fn = json_pack("{s:s, s:s}", "name", json_string_value(name), "arguments", at ? at : "{}");
     free(at);
+    return fn;
+}
+
+/* The same from the text of one object, which only whitespace (or ';') may follow. */
+static json_t *call_from_json(const char *s, size_t n) {
+    json_error_t je;
+    json_t *o = json_loadb(s, n, JSON_DISABLE_EOF_CHECK, &je);
+    if (!o) return NULL;
+    for (size_t i = (size_t)je.position; i < n; i++)
+        if (!is_space(s[i]) && s[i] != ';') { json_decref(o); return NULL; }
+    json_t *fn = call_from_obj(o);
     json_decref(o);
     return fn;
 }
@@ -205,10 +209,8 @@ int tl_chat_parse_tool_calls(const char *text, tl_tool_format fmt, char **conten
                 json_error_t je;
                 json_t *o = json_loadb(q, strlen(q), JSON_DISABLE_EOF_CHECK, &je);
                 if (!o) { ok = 0; break; }
-                char *one = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                json_t *fn = call_from_obj(o);
                 json_decref(o);
-                json_t *fn = one ? call_from_json(one, strlen(one)) : NULL;
-                free(one);
                 if (!fn) { ok = 0; break; }
                 json_array_append_new(found, fn);
                 q += je.position;
