@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static int t_pass, t_fail;
 
@@ -47,6 +48,17 @@ static inline const char *test_shared_dir(void) {
 static inline int test_skip(const char *why) {
     printf("SKIPPED: %s\n", why);
     return 77;
+}
+
+/* Run cmd through the shell; its stdout into out (NUL-terminated, at most cap - 1 bytes);
+ * returns its exit code, -1 when it could not run or did not exit. */
+static inline int test_run(const char *cmd, char *out, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static inline int test_done(void) {

@@ -2,19 +2,9 @@
  * (little-endian float32, vocab floats), the summary line names the argmax, and bad input exits
  * 2 with a message. Needs TALLOW_BIN (set by CTest). */
 #include <math.h>
-#include <sys/wait.h>
 
 #include "test.h"
 #include "test_llama_common.h"
-
-static int run(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 int main(void) {
     const char *bin = getenv("TALLOW_BIN");
@@ -35,7 +25,7 @@ int main(void) {
     for (int m = 0; m < 2; m++) {
         snprintf(cmd, sizeof cmd, "'%s' logits --model " LLAMA_DATA "/llama-a/bf16 --prompt-ids %s "
                  "--out %s %s 2>&1", bin, ids, file, modes[m]);
-        int rc = run(cmd, out, sizeof out);
+        int rc = test_run(cmd, out, sizeof out);
         CHECKF(rc == 0, "%s -> %d: %s", cmd, rc, out);
         CHECKF(strstr(out, "argmax 73") != NULL, "summary: %s", out);
         FILE *f = fopen(file, "rb");
@@ -64,7 +54,7 @@ int main(void) {
     };
     for (size_t i = 0; i < TL_ARRAY_LEN(bad); i++) {
         snprintf(cmd, sizeof cmd, "'%s' logits %s 2>&1", bin, bad[i][0]);
-        int rc = run(cmd, out, sizeof out);
+        int rc = test_run(cmd, out, sizeof out);
         CHECKF(rc == 2, "%s -> %d", cmd, rc);
         CHECKF(strstr(out, bad[i][1]) != NULL, "%s: message lacks '%s': %s", cmd, bad[i][1], out);
     }
@@ -73,7 +63,7 @@ int main(void) {
     for (size_t i = 0; i < TL_ARRAY_LEN(outs); i++) {
         snprintf(cmd, sizeof cmd, "'%s' logits --model " LLAMA_DATA "/llama-a/bf16 --prompt-ids 1 "
                  "--out %s 2>&1", bin, outs[i]);
-        int rc = run(cmd, out, sizeof out);
+        int rc = test_run(cmd, out, sizeof out);
         int lines = 0;
         for (const char *p = out; *p; p++) lines += *p == '\n';
         CHECKF(rc == 2 && strstr(out, "--out") && lines == 1, "%s -> %d: %s", cmd, rc, out);
@@ -83,7 +73,7 @@ int main(void) {
     snprintf(gone, sizeof gone, "%s/never.bin", tmp);
     snprintf(cmd, sizeof cmd, "'%s' logits --model " LLAMA_DATA "/llama-a/bf16 --prompt-ids 999 "
              "--out %s 2>&1", bin, gone);
-    CHECK(run(cmd, out, sizeof out) == 2);
+    CHECK(test_run(cmd, out, sizeof out) == 2);
     CHECKF(!tl_file_exists(gone), "%s was left behind by a failed run", gone);
     free(ref);
     free(pr);

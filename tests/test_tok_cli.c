@@ -2,23 +2,12 @@
  * ids for --text and for stdin, --no-special, --format json, the text back from --ids,
  * --skip-special, and exit code 2 with a message for bad flags (1 for a missing model). */
 #include <stdarg.h>
-#include <sys/wait.h>
 
 #include "test.h"
 
 static const char *bin(void) {
     const char *b = getenv("TALLOW_BIN");
     return b && *b ? b : "build/tallow";
-}
-
-/* Run cmd through the shell; its stdout into out (NUL-terminated); returns the exit code. */
-static int run(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Run the command printf(fmt, ...) and check its exit code and its whole output, or with
@@ -31,7 +20,7 @@ static void expect(int want_rc, const char *want_out, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    int rc = run(cmd, out, sizeof out);
+    int rc = test_run(cmd, out, sizeof out);
     CHECKF(rc == want_rc, "%s -> %d, expected %d", cmd, rc, want_rc);
     if (want_out)
         CHECKF(!strcmp(out, want_out), "%s\n  got:      \"%s\"\n  expected: \"%s\"", cmd, out,
@@ -72,8 +61,8 @@ int main(void) {
     expect(2, NULL, "%s detokenize --model %s 2>&1 >/dev/null", B, qwen);
     char cmd[8192], out[65536];
     snprintf(cmd, sizeof cmd, "%s tokenize --model /nonexistent/dir --text x 2>&1", B);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "not found"));
+    CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "not found"));
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer /dev/null/x.json --text x 2>&1", B);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "x.json"));
+    CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "x.json"));
     return test_done();
 }
