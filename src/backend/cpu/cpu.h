@@ -178,5 +178,8 @@ void tl_cpu_conv_tail(const float *x, int ldx, int n, int K, int nc, const float
 /* The portable conv_silu (the contract of tl_cpu_kern.conv_silu). */
 void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, float *state, int lds,
                       float *tmp);
+/* The portable swiglu (y = silu(g) * u) and mul_sigmoid (y *= sigmoid(g)) of the kernel table. */
+void tl_cpu_swiglu(float *y, const float *g, const float *u, size_t n);
+void tl_cpu_mul_sigmoid(float *y, const float *g, size_t n);
 
 #endif

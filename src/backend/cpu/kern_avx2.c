@@ -120,14 +120,6 @@ static void avx2_dense_mm(const tl_wmat *w, const float *x, float *y, int ldy, i
     }
 }
 
-static void avx2_swiglu(float *y, const float *g, const float *u, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = g[i] / (1.f + expf(-g[i])) * u[i];
-}
-
-static void avx2_mul_sigmoid(float *y, const float *g, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] *= 1.f / (1.f + expf(-g[i]));
-}
-
 static const tl_cpu_kern kern_avx2 = {
     .isa = "avx2",
     .qr16_mm = avx2_qr16_mm,
@@ -138,8 +130,8 @@ static const tl_cpu_kern kern_avx2 = {
     .gdn_step = tl_cpu_gdn_step,
     .attn_block = NULL,
     .conv_silu = tl_cpu_conv_silu,
-    .swiglu = avx2_swiglu,
-    .mul_sigmoid = avx2_mul_sigmoid,
+    .swiglu = tl_cpu_swiglu,
+    .mul_sigmoid = tl_cpu_mul_sigmoid,
 };
 
 const tl_cpu_kern *tl_cpu_kern_avx2(void) { return &kern_avx2; }

@@ -360,11 +360,11 @@ void tl_cpu_conv_silu(float *x, int ldx, int n, const float *wt, int K, int nc, 
     for (int i = 0; i < K - 1; i++) memcpy(state + (size_t)i * lds, tmp + (size_t)i * nc, (size_t)nc * sizeof(float));
 }
 
-static void scalar_swiglu(float *y, const float *g, const float *u, size_t n) {
+void tl_cpu_swiglu(float *y, const float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = g[i] / (1.f + expf(-g[i])) * u[i];
 }
 
-static void scalar_mul_sigmoid(float *y, const float *g, size_t n) {
+void tl_cpu_mul_sigmoid(float *y, const float *g, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] *= 1.f / (1.f + expf(-g[i]));
 }
 
@@ -378,8 +378,8 @@ const tl_cpu_kern tl_cpu_kern_scalar = {
     .gdn_step = tl_cpu_gdn_step,
     .attn_block = NULL,
     .conv_silu = tl_cpu_conv_silu,
-    .swiglu = scalar_swiglu,
-    .mul_sigmoid = scalar_mul_sigmoid,
+    .swiglu = tl_cpu_swiglu,
+    .mul_sigmoid = tl_cpu_mul_sigmoid,
 };
 
 #if defined(__x86_64__)
