@@ -35,9 +35,8 @@ qr16_tile(const tl_wmat *w, const tl_xq *x, float *y, int ldy, int m0, const int
     __m512 facc[4];
     _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) facc[m] = _mm512_setzero_ps();
     const __m512i m0f = _mm512_set1_epi8(0x0F);
-    const int gs = w->gs, groups = w->groups, sb = w->sbytes, sdt = w->sdt;
+    const int gs = w->gs, sb = w->sbytes, sdt = w->sdt;
     const uint8_t *gp = NULL;
-    (void)groups;
     const int8_t *xq[4], *xq2[4];
     _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
         xq[m] = x->q + (size_t)(m0 + m) * x->cols;
