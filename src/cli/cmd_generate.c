@@ -414,11 +414,12 @@ static int ask_pull(const char *repo) {
     return ans[0] == 'y' || ans[0] == 'Y';
 }
 
+/* One line a file once it is in place (state 1 downloaded, 2 already cached; 0 is bytes arriving). */
 static void pull_progress(void *ctx, const char *file, uint64_t done, uint64_t total,
-                          int reused) {
-    (void)ctx;
-    if (done == total)
-        fprintf(stderr, "  %s %s (%.1f MB)\n", reused ? "have" : "got ", file, total / 1e6);
+                          int state) {
+    (void)ctx, (void)done;
+    if (state != 0)
+        fprintf(stderr, "  %s %s (%.1f MB)\n", state == 2 ? "have" : "got ", file, total / 1e6);
 }
 
 /* The files a model needs (mlx-lm's allow patterns, less Python code). */
