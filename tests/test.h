@@ -61,6 +61,43 @@ static inline int test_run(const char *cmd, char *out, size_t cap) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Block `name` of a golden text file (blocks "name count" then count numbers; '#' starts a
+ * comment line), as malloc'd doubles with *n = count; NULL when absent or cut short. Written by
+ * tools/make_tiny_models.py and tools/make_tiny_qwen35.py / qwen35_common.py. */
+static inline double *test_golden(const char *path, const char *name, size_t *n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char tok[128];
+    double *out = NULL;
+    while (fscanf(f, "%127s", tok) == 1) {
+        if (tok[0] == '#') {
+            int c;
+            while ((c = fgetc(f)) != '\n' && c != EOF) {
+            }
+            continue;
+        }
+        int cnt;
+        if (fscanf(f, "%d", &cnt) != 1 || cnt < 0) break;
+        int want = strcmp(tok, name) == 0;
+        double *v = want ? malloc((size_t)(cnt ? cnt : 1) * sizeof(double)) : NULL;
+        int i = 0;
+        for (double x; i < cnt && fscanf(f, "%lf", &x) == 1; i++)
+            if (v) v[i] = x;
+        if (want) {
+            if (v && i == cnt) {
+                out = v;
+                *n = (size_t)cnt;
+            } else {
+                free(v);
+            }
+            break;
+        }
+        if (i < cnt) break;
+    }
+    fclose(f);
+    return out;
+}
+
 static inline int test_done(void) {
     printf("%d passed, %d failed\n", t_pass, t_fail);
     return t_fail ? 1 : (t_pass ? 0 : 77);

@@ -14,39 +14,16 @@
 
 #include "core/core.h"
 #include "store/store.h"
+#include "test.h"
 
 #define LLAMA_DATA "tests/data/llama"
 
-/* Read block `name` of a golden file as doubles; NULL if absent. */
+/* Read block `name` of a golden file as doubles; NULL if absent (test_golden). */
 static inline double *golden_get(const char *path, const char *name, int *n) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char tok[128];
-    double *out = NULL;
-    while (fscanf(f, "%127s", tok) == 1) {
-        if (tok[0] == '#') {
-            int c;
-            while ((c = fgetc(f)) != '\n' && c != EOF) {
-            }
-            continue;
-        }
-        int cnt;
-        if (fscanf(f, "%d", &cnt) != 1 || cnt < 0) break;
-        int want = strcmp(tok, name) == 0;
-        double *v = want ? malloc((size_t)(cnt ? cnt : 1) * sizeof(double)) : NULL;
-        for (int i = 0; i < cnt; i++) {
-            double x;
-            if (fscanf(f, "%lf", &x) != 1) break;
-            if (v) v[i] = x;
-        }
-        if (want) {
-            out = v;
-            *n = cnt;
-            break;
-        }
-    }
-    fclose(f);
-    return out;
+    size_t cnt = 0;
+    double *v = test_golden(path, name, &cnt);
+    if (v) *n = (int)cnt;
+    return v;
 }
 
 /* ---- safetensors writer ------------------------------------------------------------------------ */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test.h"
+
 static inline uint32_t q35_mix32(uint32_t x) {
     x ^= x >> 16;
     x *= 0x7FEB352Du;
@@ -27,28 +29,16 @@ static inline void q35_hash_f32(uint32_t seed, size_t n, float scale, float *out
     }
 }
 
-/* Read array `name` from a golden file; returns malloc'd floats and sets *n, or NULL. */
+/* Read array `name` from a golden file; returns malloc'd floats and sets *n, or NULL
+ * (test_golden, narrowed to float). */
 static inline float *q35_golden(const char *path, const char *name, size_t *n) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char line[256];
-    float *out = NULL;
-    while (fgets(line, sizeof line, f)) {
-        char nm[128];
-        size_t cnt;
-        if (line[0] == '#' || sscanf(line, "%127s %zu", nm, &cnt) != 2) continue;
-        if (strcmp(nm, name) != 0) continue;
-        out = malloc((cnt ? cnt : 1) * sizeof(float));
-        for (size_t i = 0; out && i < cnt; i++) {
-            if (fscanf(f, "%f", &out[i]) != 1) {
-                free(out);
-                out = NULL;
-            }
-        }
-        if (out) *n = cnt;
-        break;
-    }
-    fclose(f);
+    size_t cnt = 0;
+    double *d = test_golden(path, name, &cnt);
+    if (!d) return NULL;
+    float *out = malloc((cnt ? cnt : 1) * sizeof(float));
+    for (size_t i = 0; out && i < cnt; i++) out[i] = (float)d[i];
+    free(d);
+    if (out) *n = cnt;
     return out;
 }
 
