@@ -85,7 +85,7 @@ int tl_model_linear(tl_model *m, tl_weight *out, const char *module, int root, i
     /* full now ends in ".weight": strip it to get the module path */
     full[strlen(full) - strlen(".weight")] = '\0';
     snprintf(name, sizeof name, "%s.scales", full);
-    const tl_tensor *sc = tl_st_get(m->st, name);
+    const tl_tensor *sc = tl_st_get(m->st, name), *bi = NULL;
     tl_wdesc *d = &out->d;
     d->name = w->name;
     d->rows = rows;
@@ -99,7 +99,7 @@ int tl_model_linear(tl_model *m, tl_weight *out, const char *module, int root, i
         d->data = w->data;
     } else {
         snprintf(name, sizeof name, "%s.biases", full);
-        const tl_tensor *bi = tl_st_get(m->st, name);
+        bi = tl_st_get(m->st, name);
         if (!bi)
             return tl_err_set(err, TL_EFORMAT,
                               "%s: tensor %s.scales exists but %s.biases is missing (MLX affine "
@@ -149,7 +149,7 @@ int tl_model_linear(tl_model *m, tl_weight *out, const char *module, int root, i
     }
     tl_wdesc_finish(d);
     m->info.n_params += (int64_t)rows * cols;
-    const tl_tensor *parts[3] = {w, sc, sc ? tl_st_get(m->st, name) : NULL};
+    const tl_tensor *parts[3] = {w, sc, bi};
     int64_t mapped = 0;
     for (int i = 0; i < 3; i++) mapped += parts[i] ? (int64_t)parts[i]->nbytes : 0;
     tl_mem_stats before, after;
