@@ -186,11 +186,17 @@ int tl_model_vector(tl_model *m, float **out, const char *name, int n, float add
         snprintf(exp, sizeof exp, "[%d] F32/F16/BF16", n);
         return bad_shape(err, t, exp);
     }
-    float *h = malloc((size_t)n * sizeof(float));
+    return tl_model_upload_f32(m, out, t, (size_t)n, add, err);
+}
+
+int tl_model_upload_f32(tl_model *m, float **out, const tl_tensor *t, size_t n, float add,
+                        tl_err *err) {
+    *out = NULL;
+    float *h = malloc(n * sizeof(float));
     if (!h) return tl_err_set(err, TL_ENOMEM, "out of memory reading %s", t->name);
-    for (int i = 0; i < n; i++) h[i] = tl_dtype_get_f32(t->dtype, t->data, (size_t)i) + add;
-    m->info.n_params += n;
-    *out = m->be->vec_upload(m->be, h, (size_t)n);
+    for (size_t i = 0; i < n; i++) h[i] = tl_dtype_get_f32(t->dtype, t->data, i) + add;
+    m->info.n_params += (int64_t)n;
+    *out = m->be->vec_upload(m->be, h, n);
     free(h);
     if (!*out) return tl_err_set(err, TL_ENOMEM, "out of memory uploading %s", t->name);
     return 0;

@@ -107,6 +107,10 @@ int tl_model_linear(tl_model *m, tl_weight *out, const char *module, int root, i
 /* 1-D vector "<name>" of n elements (F32/F16/BF16) as f32, plus add_one (zero-centred norms),
  * uploaded with be->vec_upload. */
 int tl_model_vector(tl_model *m, float **out, const char *name, int n, float add, tl_err *err);
+/* The first n elements of a float tensor t (F32/F16/BF16, checked by the caller) as f32, plus
+ * add, uploaded with be->vec_upload; counted in n_params. */
+int tl_model_upload_f32(tl_model *m, float **out, const tl_tensor *t, size_t n, float add,
+                        tl_err *err);
 void tl_model_weight_free(tl_model *m, tl_weight *w);
 void tl_model_vector_free(tl_model *m, float *v, int n);
 /* Whether the module <module> exists (its .weight). */

@@ -101,14 +101,7 @@ static int q35_conv_weight(tl_model *m, q35_w *w, q35_layer *L, int l, int *layo
                           lay ? "Hugging Face" : "MLX");
     *layout = lay;
     /* both layouts hold element (c, i) at c*K + i */
-    float *h = malloc((size_t)C * K * sizeof(float));
-    if (!h) return tl_err_set(err, TL_ENOMEM, "out of memory reading %s", t->name);
-    for (size_t i = 0; i < (size_t)C * K; i++) h[i] = tl_dtype_get_f32(t->dtype, t->data, i);
-    m->info.n_params += (int64_t)C * K;
-    L->conv_w = m->be->vec_upload(m->be, h, (size_t)C * K);
-    free(h);
-    if (!L->conv_w) return tl_err_set(err, TL_ENOMEM, "out of memory uploading %s", t->name);
-    return 0;
+    return tl_model_upload_f32(m, &L->conv_w, t, (size_t)C * K, 0.0f, err);
 }
 
 static void q35_unload(tl_model *m) {
