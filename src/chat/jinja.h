@@ -126,7 +126,6 @@ int jtemplate_render(const jtemplate *t, const jlimits *lim, jvars_fn build_vars
 void *jarena_alloc(jarena *a, size_t n);    /* NULL when the cap would be passed */
 void jarena_free(jarena *a);
 
-jarena *jctx_arena(jctx *c);
 _Noreturn void jctx_fail(jctx *c, int code, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void *jctx_alloc(jctx *c, size_t n);         /* fails the render on the cap */

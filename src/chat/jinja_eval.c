@@ -15,7 +15,6 @@
 #include "chat/jinja_int.h"
 
 /* ---- context -------------------------------------------------------------------------------- */
-jarena *jctx_arena(jctx *c) { return &c->arena; }
 
 _Noreturn void jctx_fail(jctx *c, int code, int line, int col, const char *fmt, ...) {
     char msg[900];
