@@ -111,15 +111,8 @@ static const shape shapes[] = {
     {"Llama-3.2-3B", "lm_head 128256x3072", 128256, 3072},
 };
 
-static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-
 static int bench_shape(tl_backend *be, const shape *s, int quick, double peak, int threads) {
+    uint64_t rng = 88172645463325252ull; /* random weights and activations: tl_splitmix64 */
     size_t wbytes = (size_t)s->rows * s->cols / 2, ng = (size_t)s->rows * (s->cols / 64);
     uint8_t *data = malloc(wbytes);
     uint16_t *sc = malloc(ng * 2), *bi = malloc(ng * 2);
@@ -128,10 +121,10 @@ static int bench_shape(tl_backend *be, const shape *s, int quick, double peak, i
         free(data), free(sc), free(bi);
         return -1;
     }
-    for (size_t i = 0; i < wbytes; i++) data[i] = (uint8_t)rnd();
+    for (size_t i = 0; i < wbytes; i++) data[i] = (uint8_t)tl_splitmix64(&rng);
     for (size_t i = 0; i < ng; i++) {
-        sc[i] = tl_f32_to_bf16(0.001f + (float)(rnd() % 1000) * 1e-5f);
-        bi[i] = tl_f32_to_bf16(-0.01f * (float)(rnd() % 100) * 1e-2f);
+        sc[i] = tl_f32_to_bf16(0.001f + (float)(tl_splitmix64(&rng) % 1000) * 1e-5f);
+        bi[i] = tl_f32_to_bf16(-0.01f * (float)(tl_splitmix64(&rng) % 100) * 1e-2f);
     }
     tl_wdesc d = {.name = s->what, .kind = TL_W_AFFINE, .rows = s->rows, .cols = s->cols, .dtype = TL_DT_BF16,
                   .data = data, .bits = 4, .group_size = 64, .scales = sc, .biases = bi};
@@ -158,7 +151,7 @@ static int bench_shape(tl_backend *be, const shape *s, int quick, double peak, i
     free(data), free(sc), free(bi);
     int nmax = 512;
     float *x = malloc((size_t)nmax * s->cols * sizeof(float)), *y = malloc((size_t)nmax * s->rows * sizeof(float));
-    for (size_t i = 0; i < (size_t)nmax * s->cols; i++) x[i] = (float)((int)(rnd() % 2001) - 1000) * 1e-3f;
+    for (size_t i = 0; i < (size_t)nmax * s->cols; i++) x[i] = (float)((int)(tl_splitmix64(&rng) % 2001) - 1000) * 1e-3f;
     /* decode: n = 1, best of several passes over all copies */
     int passes = read_bytes > (64u << 20) ? (quick ? 3 : 8) : (quick ? 3 : 6);
     double best = 1e30;
