@@ -100,30 +100,21 @@ static size_t on_header(char *b, size_t sz, size_t n, void *ud) {
     return len;
 }
 
+/* A response body held in memory, refused past max bytes. */
 typedef struct membuf {
-    char *p;
-    size_t n, cap, max;
+    tl_strbuf b;
+    size_t max;
     int over;
 } membuf;
 
 static size_t on_mem(char *b, size_t sz, size_t n, void *ud) {
     membuf *m = ud;
     size_t len = sz * n;
-    if (m->n + len + 1 > m->max) {
+    if (m->b.n + len + 1 > m->max) {
         m->over = 1;
         return 0;
     }
-    if (m->n + len + 1 > m->cap) {
-        size_t cap = TL_MAX(m->cap * 2, m->n + len + 1);
-        char *q = realloc(m->p, cap);
-        if (!q) return 0;
-        m->p = q;
-        m->cap = cap;
-    }
-    memcpy(m->p + m->n, b, len);
-    m->n += len;
-    m->p[m->n] = 0;
-    return len;
+    return tl_strbuf_add(&m->b, b, len) ? 0 : len;
 }
 
 static CURL *easy(pull_ctx *c, const char *url, struct curl_slist **hl, hdrs *h, char *ebuf) {
@@ -280,12 +271,8 @@ static int list_files(pull_ctx *c, const char *rev, char *commit, char ***files,
     else if (cc != CURLE_OK) rc = curl_error(c, cc, ebuf, "listing files");
     else if (h.status >= 400) rc = http_error(c, &h, NULL);
     else if (h.status != 200) rc = tl_err_set(c->err, TL_ENET, "%s: HTTP %ld listing files", c->o->repo, h.status);
-    if (rc) {
-        free(m.p);
-        return rc;
-    }
-    rc = tl_hub_listing_parse(c->o->repo, m.p ? m.p : "", m.n, commit, files, n_files, c->err);
-    free(m.p);
+    if (!rc) rc = tl_hub_listing_parse(c->o->repo, m.b.p ? m.b.p : "", m.b.n, commit, files, n_files, c->err);
+    free(m.b.p);
     return rc;
 }
 
