@@ -561,20 +561,24 @@ typedef struct {
     _Atomic int next;
 } attn_job;
 
-/* One (row, head): scores over positions 0..pos page by page, softmax, weighted sum of V. */
+/* One (row, head): scores over positions 0..pos page by page, softmax, weighted sum of V. The
+ * page table is read once per page, not per position (kv_at divides by the page size). */
 static void attn_one(attn_job *j, int r, int h, float *sc) {
     const tl_cpu_kern *k = j->c->k;
     const tl_kv *kv = j->kv;
-    int D = j->head_dim, group = j->n_heads / j->n_kv_heads, kvh = h / group;
+    int D = j->head_dim, group = j->n_heads / j->n_kv_heads, kvh = h / group, ps = kv->page_size;
     const float *q = j->q + ((size_t)r * j->n_heads + h) * D;
     float *o = j->out + ((size_t)r * j->n_heads + h) * D;
     int slot = j->rows->slot[r], npos = j->rows->pos[r] + 1;
     float mx = -INFINITY;
-    for (int t = 0; t < npos; t++) {
-        const float *kt = kv_at(kv, kv->k[j->layer], slot, t);
-        float s = kt ? k->dot(q, kt + (size_t)kvh * D, D) * j->scale : -INFINITY;
-        sc[t] = s;
-        mx = s > mx ? s : mx;
+    for (int t0 = 0; t0 < npos; t0 += ps) {
+        const float *kp = kv_at(kv, kv->k[j->layer], slot, t0); /* the page's first row */
+        for (int t = t0; t < TL_MIN(npos, t0 + ps); t++) {
+            const float *kt = kp ? kp + (size_t)(t - t0) * kv->kv_dim : NULL;
+            float s = kt ? k->dot(q, kt + (size_t)kvh * D, D) * j->scale : -INFINITY;
+            sc[t] = s;
+            mx = s > mx ? s : mx;
+        }
     }
     float sum = 0.f;
     for (int t = 0; t < npos; t++) {
@@ -584,10 +588,11 @@ static void attn_one(attn_job *j, int r, int h, float *sc) {
     }
     memset(o, 0, (size_t)D * sizeof(float));
     float inv = sum > 0.f ? 1.f / sum : 0.f;
-    for (int t = 0; t < npos; t++) {
-        if (sc[t] == 0.f) continue;
-        const float *vt = kv_at(kv, kv->v[j->layer], slot, t);
-        if (vt) k->axpy(o, sc[t] * inv, vt + (size_t)kvh * D, D);
+    for (int t0 = 0; t0 < npos; t0 += ps) {
+        const float *vp = kv_at(kv, kv->v[j->layer], slot, t0);
+        if (!vp) continue;
+        for (int t = t0; t < TL_MIN(npos, t0 + ps); t++)
+            if (sc[t] != 0.f) k->axpy(o, sc[t] * inv, vp + (size_t)(t - t0) * kv->kv_dim + (size_t)kvh * D, D);
     }
 }
 
