@@ -109,26 +109,27 @@ static int valid_group(int g) {
     return g == 32 || g == 64 || g == 128;
 }
 
+/* A string field that, when present, must be `want`; else TL_EUNSUP "quantization <what> ... is
+ * not supported (<only>)". */
+static int want_str(ctx *c, json_t *o, const char *key, const char *want, const char *what,
+                    const char *only) {
+    json_t *v = json_object_get(o, key);
+    if (!v || (json_is_string(v) && !strcmp(json_string_value(v), want))) return 0;
+    char msg[160];
+    snprintf(msg, sizeof msg, "quantization %s %.64s is not supported (%s)", what,
+             json_is_string(v) ? json_string_value(v) : "(not a string)", only);
+    return bad(c, TL_EUNSUP, key, msg);
+}
+
 static int parse_quant(tl_config *cfg, ctx *c, json_t *q, const char *qkey) {
     char pre[64];
     snprintf(pre, sizeof pre, "$.%s.", qkey);
     ctx qc = {c->file, pre, c->err};
     if (!json_is_object(q)) return bad(c, TL_EFORMAT, qkey, "must be an object");
-    json_t *m = json_object_get(q, "quant_method");
-    if (m && !(json_is_string(m) && !strcmp(json_string_value(m), "mlx"))) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "quantization method %.64s is not supported (MLX affine only)",
-                 json_is_string(m) ? json_string_value(m) : "(not a string)");
-        return bad(&qc, TL_EUNSUP, "quant_method", msg);
-    }
-    json_t *mode = json_object_get(q, "mode");
-    if (mode && !(json_is_string(mode) && !strcmp(json_string_value(mode), "affine"))) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "quantization mode %.64s is not supported (affine only)",
-                 json_is_string(mode) ? json_string_value(mode) : "(not a string)");
-        return bad(&qc, TL_EUNSUP, "mode", msg);
-    }
     int rc;
+    if ((rc = want_str(&qc, q, "quant_method", "mlx", "method", "MLX affine only")) ||
+        (rc = want_str(&qc, q, "mode", "affine", "mode", "affine only")))
+        return rc;
     if ((rc = get_int(&qc, q, "bits", 1, 1, 16, 4, &cfg->quant.bits))) return rc;
     if ((rc = get_int(&qc, q, "group_size", 0, 1, 1 << 20, 64, &cfg->quant.group_size))) return rc;
     if (!valid_bits(cfg->quant.bits)) return bad(&qc, TL_EUNSUP, "bits", "must be 2, 3, 4, 5, 6 or 8");
