@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz_run.sh SECONDS — run every libFuzzer target in build-fuzz for SECONDS each, with its seed
-# corpus from fuzz/seeds/<target>/ when there is one. Fails on the first crash.
+# corpus from fuzz/seeds/<target>/ when there is one. Runs them all; exits 1 if any crashed (its
+# log tail printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
