@@ -53,6 +53,8 @@ int tl_bench_plot_svg(const char *path, const tl_bench_result *r, int n, const c
  * streaming a large buffer, best of several passes; cached under ~/.cache/tallow/ keyed by the
  * CPU model and thread count. force = measure again. */
 double tl_membw_cpu_peak(int threads, int force, char *cpu_name, size_t cap);
+/* The CPU's model name (/proc/cpuinfo), or "unknown CPU". */
+void tl_membw_cpu_name(char *out, size_t cap);
 /* Measure only (no cache). bytes = buffer size. */
 double tl_membw_measure(int threads, size_t bytes, int passes);
 

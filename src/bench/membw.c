@@ -74,7 +74,7 @@ double tl_membw_measure(int threads, size_t bytes, int passes) {
     return best > 0 ? (double)(per * (size_t)threads * 8) / best * 1e-9 : 0.0;
 }
 
-static void cpu_model(char *out, size_t cap) {
+void tl_membw_cpu_name(char *out, size_t cap) {
     snprintf(out, cap, "unknown CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f) return;
@@ -96,7 +96,7 @@ static void cpu_model(char *out, size_t cap) {
 
 double tl_membw_cpu_peak(int threads, int force, char *cpu_name, size_t cap) {
     char name[256];
-    cpu_model(name, sizeof name);
+    tl_membw_cpu_name(name, sizeof name);
     if (cpu_name) snprintf(cpu_name, cap, "%s", name);
     const char *home = getenv("HOME");
     char dir[1024] = "", path[1200] = "";
