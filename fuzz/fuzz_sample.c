@@ -110,8 +110,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         s[size - 1] = 0;
         tl_logit_bias *b;
         int nb;
-        tl_err err;
-        if (tl_logit_bias_parse(s, &b, &nb, &err) == 0) free(b);
+        tl_err err = {0};
+        if (tl_logit_bias_parse(s, &b, &nb, &err) == 0) {
+            /* the documented ranges: ids in [0, INT32_MAX], biases in [-100, 100] */
+            TL_ALWAYS(nb >= 0 && (nb == 0 || b));
+            for (int i = 0; i < nb; i++)
+                TL_ALWAYS(b[i].id >= 0 && b[i].bias >= -100.0f && b[i].bias <= 100.0f);
+            free(b);
+        } else {
+            TL_ALWAYS(err.msg[0] != 0);
+        }
         free(s);
         break;
     }
