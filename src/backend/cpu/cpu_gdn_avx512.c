@@ -72,6 +72,21 @@ static inline float chunk_load(float *Q, float *K, float *V, float *B, float *G,
     return cum;
 }
 
+/* Step 2 of a chunk: A[r][s] = β_r k̂_r·k̂_s e^(Γr−Γs) (s<r), QK[r][s] = q̂_r·k̂_s e^(Γr−Γs)
+ * (s<=r), rows of stride ld. */
+static inline void chunk_scores(float *A, float *QK, int ld, const float *Q, const float *K,
+                                const float *B, const float *G, int L, int dk) {
+    for (int r = 0; r < L; r++) {
+        const float *kr = K + (size_t)r * dk, *qr = Q + (size_t)r * dk;
+        for (int s = 0; s <= r; s++) {
+            const float d = expf(G[r] - G[s]);
+            const float *ks = K + (size_t)s * dk;
+            if (s < r) A[(size_t)r * ld + s] = B[r] * d * dot16(kr, ks, dk);
+            QK[(size_t)r * ld + s] = d * dot16(qr, ks, dk);
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void
 chunk_head(float *out, const float *qkv, const float *a, const float *b, float a_log,
            float dt_bias, const tl_gdn_state *st, float *S, int r0, int L, int h, int chunk,
@@ -85,15 +100,7 @@ chunk_head(float *out, const float *qkv, const float *a, const float *b, float a
     /* 1 */
     chunk_load(Q, K, V, B, G, qkv, a, b, ea, dt_bias, st, r0, L, h);
     /* 2 */
-    for (int r = 0; r < L; r++) {
-        const float *kr = K + (size_t)r * dk, *qr = Q + (size_t)r * dk;
-        for (int s = 0; s <= r; s++) {
-            const float d = expf(G[r] - G[s]);
-            const float *ks = K + (size_t)s * dk;
-            if (s < r) A[(size_t)r * chunk + s] = B[r] * d * dot16(kr, ks, dk);
-            QK[(size_t)r * chunk + s] = d * dot16(qr, ks, dk);
-        }
-    }
+    chunk_scores(A, QK, chunk, Q, K, B, G, L, dk);
     /* 3 */
     for (int r = 0; r < L; r++) {
         __m512 u[TL_GDN_MAX_DK / 16], w[TL_GDN_MAX_DK / 16];
@@ -206,15 +213,7 @@ static void chunk16_head(float *out, const float *qkv, const float *a, const flo
         G[r] = cum;
     }
     /* 2 */
-    for (int r = 0; r < L; r++) {
-        const float *kr = K + (size_t)r * dk, *qr = Q + (size_t)r * dk;
-        for (int s = 0; s <= r; s++) {
-            const float d = expf(G[r] - G[s]);
-            const float *ks = K + (size_t)s * dk;
-            if (s < r) A[r * C16 + s] = B[r] * d * dot16(kr, ks, dk);
-            QK[r * C16 + s] = d * dot16(qr, ks, dk);
-        }
-    }
+    chunk_scores(A, QK, C16, Q, K, B, G, L, dk);
     /* 3 */
     for (int r = 0; r < L; r++) {
         float *vr = V + (size_t)r * dv, *wr = W + (size_t)r * dk;
