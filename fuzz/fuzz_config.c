@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *gen = nul ? nul + 1 : NULL;
     size_t glen = nul ? size - len - 1 : 0;
     tl_config cfg;
-    tl_err err;
+    tl_err err = {0};
     if (tl_config_parse(&cfg, "config.json", text, len, gen, glen, &err) == 0) {
         TL_ALWAYS(cfg.n_layers > 0 && cfg.layer_is_full != NULL);
         TL_ALWAYS(cfg.n_eos >= 0 && cfg.n_eos <= 8);

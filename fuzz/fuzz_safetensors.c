@@ -8,7 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tl_st_set *s = tl_st_new();
     if (!s) return 0;
-    tl_err err;
+    tl_err err = {0};
     if (tl_st_parse(s, "fuzz.safetensors", data, size, &err) == 0) {
         for (int i = 0; i < tl_st_count(s); i++) {
             const tl_tensor *t = tl_st_at(s, i);
