@@ -86,13 +86,6 @@ int tl_sample_params_check(const tl_sample_params *p, int vocab_size, tl_err *er
 }
 
 /* ---- RNG: xoshiro256** seeded by splitmix64 --------------------------------------------------- */
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static uint64_t rng_next(uint64_t s[4]) {
@@ -108,9 +101,9 @@ static uint64_t rng_next(uint64_t s[4]) {
 
 static void rng_seed(uint64_t s[4], uint64_t seed, uint64_t stream) {
     uint64_t x = seed;
-    uint64_t mix = splitmix64(&x);
+    uint64_t mix = tl_splitmix64(&x);
     uint64_t y = stream ^ mix;
-    for (int i = 0; i < 4; i++) s[i] = splitmix64(&y);
+    for (int i = 0; i < 4; i++) s[i] = tl_splitmix64(&y);
 }
 
 /* Uniform double in [0, 1) with 53 random bits. */
