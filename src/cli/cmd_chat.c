@@ -273,7 +273,7 @@ static int chat_turn(chat *c, const char *user) {
     slot_ids_set(c, ids, c->n_slot); /* the slot holds ids[0..n_slot) now */
 
     cli_show show;
-    cli_show_init(&show, stdout, cli_prompt_opens_think(rendered), c->a->hide_thinking, 0);
+    cli_show_init(&show, stdout, tl_chat_prompt_opens_think(rendered), c->a->hide_thinking, 0);
     tl_gen_opts go = {0};
     go.sample = &c->sp;
     go.max_tokens = c->a->max_tokens;

@@ -662,17 +662,6 @@ static void show_part(void *ctx, int is_reasoning, const char *t, size_t n) {
     fflush(s->f);
 }
 
-static void drop_part(void *ctx, int is_reasoning, const char *t, size_t n) {
-    (void)ctx, (void)is_reasoning, (void)t, (void)n;
-}
-
-int cli_prompt_opens_think(const char *prompt) {
-    tl_think_split s;
-    tl_think_split_init(&s, 0, drop_part, NULL);
-    tl_think_split_feed(&s, prompt, strlen(prompt));
-    return s.in_think;
-}
-
 void cli_show_init(cli_show *s, FILE *f, int start_in_think, int hide, int quiet) {
     memset(s, 0, sizeof *s);
     s->f = f;
@@ -775,7 +764,7 @@ int cmd_generate(int argc, char **argv) {
             if (exit_code) goto out;
             text = rendered;
             flags = 0; /* the template wrote the special tokens */
-            start_in_think = cli_prompt_opens_think(rendered);
+            start_in_think = tl_chat_prompt_opens_think(rendered);
         }
         if (tl_tok_encode(m.tok, text, strlen(text), flags, &ids, &n_ids, &err)) {
             cli_error("tokenizing the prompt: %s", err.msg);

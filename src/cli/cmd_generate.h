@@ -91,8 +91,6 @@ typedef struct cli_show {
     tl_think_split split;
     tl_strbuf reasoning, content; /* the split text, kept for --format json */
 } cli_show;
-/* 1 when the rendered prompt ends inside an open <think> block (the reply starts as reasoning). */
-int cli_prompt_opens_think(const char *prompt);
 void cli_show_init(cli_show *s, FILE *f, int start_in_think, int hide, int quiet);
 int cli_show_text(void *ctx, const char *text, size_t len); /* tl_gen_opts.on_text */
 void cli_show_finish(cli_show *s);
