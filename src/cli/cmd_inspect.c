@@ -136,7 +136,7 @@ static void print_facts(model_view *m) {
     int64_t on_disk = safetensors_bytes(m->dir);
     double wbytes = on_disk ? (double)on_disk : params * bpp;
     int ctx = cfg.max_position_embeddings && cfg.max_position_embeddings < CTX_FOR_ESTIMATE ? cfg.max_position_embeddings : CTX_FOR_ESTIMATE;
-    double kv = (double)n_full * 2 * cfg.n_kv_heads * hd * 2 * ctx;   /* f16 K and V */
+    double kv = (double)n_full * 2 * cfg.n_kv_heads * hd * 4 * ctx;   /* f32 K and V, as the engine keeps them */
     double state = is35 ? (double)n_lin * (nv * dk * dv * 4 + (cfg.linear_conv_kernel_dim - 1) * conv_dim * 4) : 0;
     printf("  weights        %s (%s)\n", human(wbytes, b1, sizeof b1),
            on_disk ? "safetensors on disk" : "estimated from parameters");
